@@ -1,0 +1,569 @@
+//! Patients and cases, with each case's timeline. Every call here touches patient
+//! data, so every call takes the [`Actor`] and leaves an audit event; referrers
+//! are confined to the cases they referred by the queries themselves.
+
+use irflow_domain::pathway::{self, TransitionRequest};
+use irflow_domain::{Actor, CaseId, CaseState, NewPatient, PatientId, PathwayEvent, Role, UserId};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::{AuditOutcome, NewAuditEvent};
+use crate::{Result, Store, StoreError, from_micros, micros, parse_stored};
+
+/// A patient as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientRecord {
+    /// Id.
+    pub id: PatientId,
+    /// Local MRN, when known.
+    pub mrn: Option<String>,
+    /// Family name.
+    pub family_name: String,
+    /// Given name(s).
+    pub given_name: String,
+    /// Date of birth.
+    pub date_of_birth: Date,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+    /// Preferred language (BCP 47).
+    pub preferred_language: String,
+}
+
+/// A case to open.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// The patient.
+    pub patient: PatientId,
+    /// The referring provider (a user with the referrer role).
+    pub referrer: UserId,
+    /// Procedure code (CPT).
+    pub procedure_code: String,
+    /// Procedure name.
+    pub procedure_name: String,
+}
+
+/// A case as worklists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseSummary {
+    /// Id.
+    pub id: CaseId,
+    /// Where it is on the pathway.
+    pub state: CaseState,
+    /// The patient.
+    pub patient_id: PatientId,
+    /// Patient family name.
+    pub family_name: String,
+    /// Patient given name.
+    pub given_name: String,
+    /// Patient MRN.
+    pub mrn: Option<String>,
+    /// Patient date of birth.
+    pub date_of_birth: Date,
+    /// Procedure code.
+    pub procedure_code: String,
+    /// Procedure name.
+    pub procedure_name: String,
+    /// Referring provider's user id.
+    pub referrer_id: UserId,
+    /// Referring provider's name.
+    pub referrer_name: String,
+    /// Referring provider's clinic.
+    pub referrer_organization: Option<String>,
+    /// For deferred cases: until when, if a date was set.
+    pub deferred_until: Option<Date>,
+    /// Opened.
+    pub created_at: Timestamp,
+    /// Last moved.
+    pub updated_at: Timestamp,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+}
+
+impl CaseSummary {
+    /// "Family, Given".
+    pub fn patient_name(&self) -> String {
+        format!("{}, {}", self.family_name, self.given_name)
+    }
+}
+
+/// One step of a case's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// `refer` for the opening entry, otherwise a pathway action name.
+    pub action: String,
+    /// State before (none for the opening entry).
+    pub from: Option<CaseState>,
+    /// State after.
+    pub to: CaseState,
+    /// Who.
+    pub actor_username: String,
+    /// In which role.
+    pub actor_role: Option<Role>,
+    /// When.
+    pub at: Timestamp,
+    /// Why.
+    pub reason: Option<String>,
+    /// Deferral date.
+    pub deferred_until: Option<Date>,
+}
+
+/// A case with its patient and timeline.
+#[derive(Debug, Clone)]
+pub struct CaseDetail {
+    /// The case.
+    pub case: CaseSummary,
+    /// The patient.
+    pub patient: PatientRecord,
+    /// Its history, oldest first.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// Which cases to list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only this state.
+    pub state: Option<CaseState>,
+    /// At most this many (capped at 1000; default 500).
+    pub limit: Option<u32>,
+}
+
+/// Which cases an actor may see.
+#[derive(Debug, Clone, Copy)]
+enum Scope {
+    All,
+    ReferredBy(UserId),
+}
+
+fn scope_of(actor: &Actor) -> Result<Scope> {
+    match (actor.role, actor.user_id) {
+        (None, _) => Ok(Scope::All),
+        (Some(Role::Referrer), Some(id)) => Ok(Scope::ReferredBy(id)),
+        (Some(Role::Referrer), None) => Err(StoreError::Denied("a referrer must be a signed-in user")),
+        (Some(Role::Admin), _) => Err(StoreError::Denied(
+            "administrators configure the department and do not open patient records",
+        )),
+        (Some(_), _) => Ok(Scope::All),
+    }
+}
+
+impl Scope {
+    fn allows(self, referrer: UserId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::ReferredBy(me) => me == referrer,
+        }
+    }
+
+    fn referrer_filter(self) -> Option<i64> {
+        match self {
+            Scope::All => None,
+            Scope::ReferredBy(me) => Some(me.get()),
+        }
+    }
+}
+
+/// The columns of a case summary; a macro so that queries stay static strings.
+macro_rules! case_select {
+    () => {
+        "SELECT c.id, c.state, c.patient_id, p.family_name, p.given_name, p.mrn,
+                p.date_of_birth, c.procedure_code, c.procedure_name, c.referrer_id,
+                u.display_name AS referrer_name, u.organization AS referrer_organization,
+                c.deferred_until, c.created_at, c.updated_at, c.version
+         FROM cases c JOIN patients p ON p.id = c.patient_id JOIN users u ON u.id = c.referrer_id"
+    };
+}
+
+fn date_column(row: &AnyRow, column: &str) -> Result<Option<Date>> {
+    let raw: Option<String> = row.try_get(column)?;
+    raw.map(|d| parse_stored(column, &d)).transpose()
+}
+
+fn case_from_row(row: &AnyRow) -> Result<CaseSummary> {
+    let state: String = row.try_get("state")?;
+    let dob: String = row.try_get("date_of_birth")?;
+    Ok(CaseSummary {
+        id: CaseId::new(row.try_get("id")?),
+        state: parse_stored("case state", &state)?,
+        patient_id: PatientId::new(row.try_get("patient_id")?),
+        family_name: row.try_get("family_name")?,
+        given_name: row.try_get("given_name")?,
+        mrn: row.try_get("mrn")?,
+        date_of_birth: parse_stored("date of birth", &dob)?,
+        procedure_code: row.try_get("procedure_code")?,
+        procedure_name: row.try_get("procedure_name")?,
+        referrer_id: UserId::new(row.try_get("referrer_id")?),
+        referrer_name: row.try_get("referrer_name")?,
+        referrer_organization: row.try_get("referrer_organization")?,
+        deferred_until: date_column(row, "deferred_until")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+        version: row.try_get("version")?,
+    })
+}
+
+fn patient_from_row(row: &AnyRow) -> Result<PatientRecord> {
+    let dob: String = row.try_get("date_of_birth")?;
+    Ok(PatientRecord {
+        id: PatientId::new(row.try_get("id")?),
+        mrn: row.try_get("mrn")?,
+        family_name: row.try_get("family_name")?,
+        given_name: row.try_get("given_name")?,
+        date_of_birth: parse_stored("date of birth", &dob)?,
+        phone: row.try_get("phone")?,
+        email: row.try_get("email")?,
+        preferred_language: row.try_get("preferred_language")?,
+    })
+}
+
+fn timeline_from_row(row: &AnyRow) -> Result<TimelineEntry> {
+    let from: Option<String> = row.try_get("from_state")?;
+    let to: String = row.try_get("to_state")?;
+    let role: Option<String> = row.try_get("actor_role")?;
+    Ok(TimelineEntry {
+        action: row.try_get("action")?,
+        from: from.map(|s| parse_stored("case state", &s)).transpose()?,
+        to: parse_stored("case state", &to)?,
+        actor_username: row.try_get("actor_username")?,
+        actor_role: role.map(|r| parse_stored("role", &r)).transpose()?,
+        at: from_micros(row.try_get("at")?)?,
+        reason: row.try_get("reason")?,
+        deferred_until: date_column(row, "deferred_until")?,
+    })
+}
+
+fn outcome_of(err: &StoreError) -> AuditOutcome {
+    match err {
+        StoreError::NotFound => AuditOutcome::NotFound,
+        StoreError::Denied(_) => AuditOutcome::Denied,
+        StoreError::Transition(_)
+        | StoreError::Invalid(_)
+        | StoreError::Duplicate(_)
+        | StoreError::Conflict(_) => AuditOutcome::Invalid,
+        _ => AuditOutcome::Error,
+    }
+}
+
+impl Store {
+    /// Records a patient.
+    pub async fn create_patient(&self, actor: &Actor, patient: &NewPatient) -> Result<PatientId> {
+        let result = self.insert_patient(actor, patient).await;
+        if let Err(e) = &result {
+            self.record_audit(NewAuditEvent::new(actor, "create", "patient", outcome_of(e)))
+                .await?;
+        }
+        result
+    }
+
+    async fn insert_patient(&self, actor: &Actor, patient: &NewPatient) -> Result<PatientId> {
+        if matches!(actor.role, Some(Role::Admin)) {
+            return Err(StoreError::Denied("administrators do not record patients"));
+        }
+        let now = Timestamp::now();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query_scalar::<_, i64>(self.sql(
+            "INSERT INTO patients (mrn, family_name, given_name, date_of_birth, phone, email,
+                                   preferred_language, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        ))
+        .bind(patient.mrn.as_ref().map(|m| m.as_str().to_owned()))
+        .bind(patient.name.family().to_owned())
+        .bind(patient.name.given().to_owned())
+        .bind(patient.date_of_birth.to_string())
+        .bind(patient.phone.as_ref().map(|p| p.as_str().to_owned()))
+        .bind(patient.email.as_ref().map(|e| e.as_str().to_owned()))
+        .bind(patient.preferred_language.as_str().to_owned())
+        .bind(micros(now))
+        .fetch_one(&mut *tx)
+        .await;
+        let id = match inserted {
+            Ok(id) => PatientId::new(id),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(StoreError::Duplicate(
+                    "a patient with this MRN is already on file".to_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.insert_audit(
+            &mut *tx,
+            &NewAuditEvent::new(actor, "create", "patient", AuditOutcome::Success).entity(id),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Opens a case in state `referred`, with its first timeline entry.
+    pub async fn create_case(&self, actor: &Actor, new: &NewCase, at: Timestamp) -> Result<CaseId> {
+        let result = self.insert_case(actor, new, at).await;
+        if let Err(e) = &result {
+            self.record_audit(NewAuditEvent::new(actor, "create", "case", outcome_of(e)))
+                .await?;
+        }
+        result
+    }
+
+    async fn insert_case(&self, actor: &Actor, new: &NewCase, at: Timestamp) -> Result<CaseId> {
+        let scope = scope_of(actor)?;
+        if !scope.allows(new.referrer) {
+            return Err(StoreError::Denied("a referrer may only refer in their own name"));
+        }
+        let code = new.procedure_code.trim();
+        let name = new.procedure_name.trim();
+        if code.is_empty() || name.is_empty() {
+            return Err(StoreError::Invalid("a procedure is required".to_owned()));
+        }
+        let mut tx = self.pool.begin().await?;
+        let referrer_role: Option<String> =
+            sqlx::query_scalar(self.sql("SELECT role FROM users WHERE id = ? AND disabled_at IS NULL"))
+                .bind(new.referrer.get())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if referrer_role.as_deref() != Some(Role::Referrer.as_str()) {
+            return Err(StoreError::Invalid(
+                "the referring provider must be an active user with the referrer role".to_owned(),
+            ));
+        }
+        let id: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO cases (patient_id, referrer_id, procedure_code, procedure_name, state,
+                                version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
+        ))
+        .bind(new.patient.get())
+        .bind(new.referrer.get())
+        .bind(code.to_owned())
+        .bind(name.to_owned())
+        .bind(CaseState::Referred.as_str())
+        .bind(micros(at))
+        .bind(micros(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::Invalid("no such patient".to_owned())
+            }
+            other => other.into(),
+        })?;
+        sqlx::query(self.sql(
+            "INSERT INTO case_events (case_id, action, from_state, to_state, actor_user_id,
+                                      actor_username, actor_role, at, reason, deferred_until)
+             VALUES (?, 'refer', NULL, ?, ?, ?, ?, ?, NULL, NULL)",
+        ))
+        .bind(id)
+        .bind(CaseState::Referred.as_str())
+        .bind(actor.user_id.map(|u| u.get()))
+        .bind(actor.username.clone())
+        .bind(actor.role.map(|r| r.as_str()))
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await?;
+        self.insert_audit(
+            &mut *tx,
+            &NewAuditEvent::new(actor, "create", "case", AuditOutcome::Success).entity(id),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CaseId::new(id))
+    }
+
+    /// Lists the cases the actor may see, most recently moved first.
+    pub async fn list_cases(&self, actor: &Actor, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
+        let detail = format!(
+            "state={}",
+            filter.state.map(CaseState::as_str).unwrap_or("any")
+        );
+        let result = self.select_cases(actor, filter).await;
+        let event = NewAuditEvent::new(
+            actor,
+            "list",
+            "case",
+            result.as_ref().map_or_else(outcome_of, |_| AuditOutcome::Success),
+        );
+        let detail = match &result {
+            Ok(rows) => format!("{detail} results={}", rows.len()),
+            Err(_) => detail,
+        };
+        self.record_audit(event.detail(detail)).await?;
+        result
+    }
+
+    async fn select_cases(&self, actor: &Actor, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
+        let scope = scope_of(actor)?;
+        let limit = i64::from(filter.limit.unwrap_or(500).clamp(1, 1000));
+        let rows = sqlx::query(self.sql(
+            concat!(
+                case_select!(),
+                "
+             WHERE (CAST(? AS TEXT) IS NULL OR c.state = ?)
+               AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+             ORDER BY c.updated_at DESC, c.id DESC
+             LIMIT ?"
+            ),
+        ))
+        .bind(filter.state.map(CaseState::as_str))
+        .bind(filter.state.map(CaseState::as_str))
+        .bind(scope.referrer_filter())
+        .bind(scope.referrer_filter())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(case_from_row).collect()
+    }
+
+    /// One case with its patient and timeline, if the actor may see it.
+    /// A case the actor may not see is reported as not found (and audited as denied).
+    pub async fn case_detail(&self, actor: &Actor, id: CaseId) -> Result<CaseDetail> {
+        let result = self.select_case_detail(actor, id).await;
+        let outcome = result.as_ref().map_or_else(outcome_of, |_| AuditOutcome::Success);
+        self.record_audit(NewAuditEvent::new(actor, "read", "case", outcome).entity(id))
+            .await?;
+        result.map_err(hide_denial)
+    }
+
+    async fn select_case_detail(&self, actor: &Actor, id: CaseId) -> Result<CaseDetail> {
+        let scope = scope_of(actor)?;
+        let case = self.case_summary(id).await?;
+        if !scope.allows(case.referrer_id) {
+            return Err(StoreError::Denied("not a case this referrer referred"));
+        }
+        let patient = sqlx::query(self.sql(
+            "SELECT id, mrn, family_name, given_name, date_of_birth, phone, email, preferred_language
+             FROM patients WHERE id = ?",
+        ))
+        .bind(case.patient_id.get())
+        .fetch_one(&self.pool)
+        .await?;
+        let timeline = sqlx::query(self.sql(
+            "SELECT action, from_state, to_state, actor_username, actor_role, at, reason, deferred_until
+             FROM case_events WHERE case_id = ? ORDER BY id",
+        ))
+        .bind(id.get())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(CaseDetail {
+            case,
+            patient: patient_from_row(&patient)?,
+            timeline: timeline.iter().map(timeline_from_row).collect::<Result<_>>()?,
+        })
+    }
+
+    async fn case_summary(&self, id: CaseId) -> Result<CaseSummary> {
+        let row = sqlx::query(self.sql(concat!(case_select!(), " WHERE c.id = ?")))
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(case_from_row).transpose()?.ok_or(StoreError::NotFound)
+    }
+
+    /// Moves a case along the pathway: checks the transition in the domain, applies it
+    /// only if nobody moved the case meanwhile (`expected_version`, when given), and
+    /// records the timeline entry and the audit event in the same transaction.
+    pub async fn transition_case(
+        &self,
+        actor: &Actor,
+        id: CaseId,
+        request: &TransitionRequest,
+        expected_version: Option<i64>,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<PathwayEvent> {
+        let result = self
+            .apply_transition(actor, id, request, expected_version, at, today)
+            .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "transition", "case", outcome_of(e))
+                    .entity(id)
+                    .detail(format!("action={}", request.action)),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    async fn apply_transition(
+        &self,
+        actor: &Actor,
+        id: CaseId,
+        request: &TransitionRequest,
+        expected_version: Option<i64>,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<PathwayEvent> {
+        let scope = scope_of(actor)?;
+        let case = self.case_summary(id).await?;
+        if !scope.allows(case.referrer_id) {
+            return Err(StoreError::Denied("not a case this referrer referred"));
+        }
+        if let Some(v) = expected_version
+            && v != case.version
+        {
+            return Err(StoreError::Conflict(
+                "this case was changed by someone else while you were looking at it; reload and try again"
+                    .to_owned(),
+            ));
+        }
+        let event = pathway::decide(case.state, request, actor, at, today)?;
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(self.sql(
+            "UPDATE cases SET state = ?, deferred_until = ?, version = version + 1, updated_at = ?
+             WHERE id = ? AND version = ?",
+        ))
+        .bind(event.to.as_str())
+        .bind(event.deferred_until.map(|d| d.to_string()))
+        .bind(micros(at))
+        .bind(id.get())
+        .bind(case.version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Conflict(
+                "this case was changed by someone else at the same moment; reload and try again"
+                    .to_owned(),
+            ));
+        }
+        sqlx::query(self.sql(
+            "INSERT INTO case_events (case_id, action, from_state, to_state, actor_user_id,
+                                      actor_username, actor_role, at, reason, deferred_until)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(id.get())
+        .bind(event.action.as_str())
+        .bind(event.from.as_str())
+        .bind(event.to.as_str())
+        .bind(actor.user_id.map(|u| u.get()))
+        .bind(actor.username.clone())
+        .bind(actor.role.map(|r| r.as_str()))
+        .bind(micros(at))
+        .bind(event.reason.clone())
+        .bind(event.deferred_until.map(|d| d.to_string()))
+        .execute(&mut *tx)
+        .await?;
+        self.insert_audit(
+            &mut *tx,
+            &NewAuditEvent::new(actor, "transition", "case", AuditOutcome::Success)
+                .entity(id)
+                .detail(format!("action={} {}->{}", event.action, event.from, event.to)),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+}
+
+/// Callers outside the store see "not found" for a case they may not see, so that
+/// case numbers reveal nothing; the audit log keeps the truth.
+fn hide_denial(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Denied("not a case this referrer referred") => StoreError::NotFound,
+        other => other,
+    }
+}
+

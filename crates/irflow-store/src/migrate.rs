@@ -1,0 +1,113 @@
+//! A small, strict migration runner: migrations are embedded in the binary, applied
+//! in order inside a transaction each, and recorded with a checksum so that an
+//! edited migration (forbidden once landed) is detected instead of silently skipped.
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::{Backend, Result, Store, StoreError};
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Every migration, oldest first. Never edit one that has landed: add a new one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "platform",
+    sqlite: include_str!("../migrations/sqlite/0001_platform.sql"),
+    postgres: include_str!("../migrations/postgres/0001_platform.sql"),
+}];
+
+fn checksum(sql: &str) -> String {
+    let digest = Sha256::digest(sql.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Applies pending migrations; returns the names of those applied now.
+pub(crate) async fn run(store: &Store) -> Result<Vec<String>> {
+    let mut conn = store.pool.acquire().await?;
+    if store.backend == Backend::Postgres {
+        // Several irflow processes may start at once against one database.
+        sqlx::query("SELECT pg_advisory_lock(7212660773)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply_pending(store, &mut conn).await;
+    if store.backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7212660773)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply_pending(store: &Store, conn: &mut sqlx::AnyConnection) -> Result<Vec<String>> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS irflow_migrations (
+            version    BIGINT PRIMARY KEY,
+            name       TEXT   NOT NULL,
+            checksum   TEXT   NOT NULL,
+            applied_at BIGINT NOT NULL
+        )",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let applied = sqlx::query("SELECT version, checksum FROM irflow_migrations ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut done = Vec::new();
+    for row in &applied {
+        let version: i64 = row.try_get(0)?;
+        let sum: String = row.try_get(1)?;
+        match MIGRATIONS.iter().find(|m| m.version == version) {
+            None => {
+                return Err(StoreError::Migration(format!(
+                    "the database has migration {version}, which this irflow does not know: \
+                     it was migrated by a newer version; run that version instead"
+                )));
+            }
+            Some(m) => {
+                let expected = checksum(sql_for(store.backend, m));
+                if expected != sum {
+                    return Err(StoreError::Migration(format!(
+                        "migration {version} ({}) differs from the one applied to this database",
+                        m.name
+                    )));
+                }
+            }
+        }
+        done.push(version);
+    }
+    let mut newly = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
+        let sql = sql_for(store.backend, m);
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Migration(format!("{} ({}): {e}", m.version, m.name)))?;
+        sqlx::query(store.sql(
+            "INSERT INTO irflow_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(m.version)
+        .bind(m.name)
+        .bind(checksum(sql))
+        .bind(crate::micros(jiff::Timestamp::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        newly.push(format!("{:04}_{}", m.version, m.name));
+    }
+    Ok(newly)
+}
+
+fn sql_for(backend: Backend, m: &Migration) -> &'static str {
+    match backend {
+        Backend::Sqlite => m.sqlite,
+        Backend::Postgres => m.postgres,
+    }
+}

@@ -1,0 +1,338 @@
+//! Store behaviour, on SQLite always and on PostgreSQL when
+//! `IRFLOW_TEST_DATABASE_URL` is set. Each scenario gets its own fresh database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use irflow_domain::pathway::TransitionRequest;
+use irflow_domain::patient::parse_date_of_birth;
+use irflow_domain::{
+    Action, Actor, CaseState, LanguageTag, Mrn, NewPatient, PersonName, Role, TransitionError,
+    Username,
+};
+use irflow_store::testing::TestDatabase;
+use irflow_store::{
+    AuditFilter, AuditOutcome, CaseFilter, NewCase, NewUser, Store, StoreError, UserRecord,
+};
+use jiff::{SignedDuration, Timestamp};
+
+/// Runs a scenario on every configured backend.
+macro_rules! on_every_backend {
+    ($name:ident, $scenario:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for backend in TestDatabase::backends() {
+                let db = TestDatabase::new(backend).await;
+                $scenario(&db).await;
+                db.finish().await;
+            }
+        }
+    };
+}
+
+fn today() -> jiff::civil::Date {
+    jiff::civil::date(2026, 11, 26)
+}
+
+async fn user(store: &Store, name: &str, role: Role, org: Option<&str>) -> UserRecord {
+    store
+        .create_user(
+            &Actor::system("test"),
+            &NewUser {
+                username: Username::parse(name).unwrap(),
+                display_name: format!("Dr {name}"),
+                role,
+                organization: org.map(str::to_owned),
+                password_hash: "not-a-real-hash".into(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+fn patient(mrn: Option<&str>, family: &str) -> NewPatient {
+    NewPatient {
+        mrn: mrn.map(|m| Mrn::parse(m).unwrap()),
+        name: PersonName::parse(family, "Pat").unwrap(),
+        date_of_birth: parse_date_of_birth("1960-05-01", today()).unwrap(),
+        phone: None,
+        email: None,
+        preferred_language: LanguageTag::english(),
+    }
+}
+
+struct World {
+    nurse: Actor,
+    radiologist: Actor,
+    referrer: UserRecord,
+    other_referrer: UserRecord,
+    admin: Actor,
+}
+
+async fn world(store: &Store) -> World {
+    World {
+        nurse: user(store, "nurse", Role::Nurse, None).await.actor(),
+        radiologist: user(store, "rad", Role::Radiologist, None).await.actor(),
+        referrer: user(store, "ref1", Role::Referrer, Some("Clinic A")).await,
+        other_referrer: user(store, "ref2", Role::Referrer, Some("Clinic B")).await,
+        admin: user(store, "admin", Role::Admin, None).await.actor(),
+    }
+}
+
+async fn open_case(store: &Store, referrer: &UserRecord, family: &str) -> irflow_domain::CaseId {
+    let sys = Actor::system("test");
+    let p = store.create_patient(&sys, &patient(None, family)).await.unwrap();
+    store
+        .create_case(
+            &referrer.actor(),
+            &NewCase {
+                patient: p,
+                referrer: referrer.id,
+                procedure_code: "64483".into(),
+                procedure_name: "Lumbar transforaminal epidural".into(),
+            },
+            Timestamp::now(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn migrations_are_idempotent(db: &TestDatabase) {
+    let store = &db.store;
+    assert!(store.migrate().await.unwrap().is_empty(), "second run applies nothing");
+    store.ping().await.unwrap();
+}
+on_every_backend!(migrations_are_idempotent_everywhere, migrations_are_idempotent);
+
+async fn users_sessions_and_tokens(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let dup = store
+        .create_user(
+            &Actor::system("test"),
+            &NewUser {
+                username: Username::parse("NURSE").unwrap(),
+                display_name: "Another".into(),
+                role: Role::Nurse,
+                organization: None,
+                password_hash: "x".into(),
+            },
+        )
+        .await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+
+    let nurse = store.user_by_username("nurse").await.unwrap();
+    let now = Timestamp::now();
+    store
+        .create_session(nurse.id, "hash-1", "csrf-1", now, now + SignedDuration::from_hours(8))
+        .await
+        .unwrap();
+    let live = store
+        .live_session("hash-1", now, SignedDuration::from_mins(30))
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(live.user.username, "nurse");
+    assert_eq!(live.csrf_token, "csrf-1");
+    // Idle too long, or past expiry: gone.
+    let later = now + SignedDuration::from_hours(1);
+    assert!(store.live_session("hash-1", later, SignedDuration::from_mins(30)).await.unwrap().is_none());
+    let much_later = now + SignedDuration::from_hours(9);
+    assert!(store.live_session("hash-1", much_later, SignedDuration::from_hours(10)).await.unwrap().is_none());
+    store.delete_session("hash-1").await.unwrap();
+    assert!(store.live_session("hash-1", now, SignedDuration::from_mins(30)).await.unwrap().is_none());
+
+    let id = store.issue_api_token(&w.admin, nurse.id, "tok-hash", "ris").await.unwrap();
+    assert_eq!(store.user_for_api_token("tok-hash").await.unwrap().unwrap().id, nurse.id);
+    store.revoke_api_token(&w.admin, id).await.unwrap();
+    assert!(store.user_for_api_token("tok-hash").await.unwrap().is_none());
+    assert!(matches!(store.revoke_api_token(&w.admin, id).await, Err(StoreError::NotFound)));
+    let listed = store.list_api_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some());
+
+    for _ in 0..3 {
+        store.record_login_attempt("nurse", "10.0.0.1", false, now).await.unwrap();
+    }
+    store.record_login_attempt("nurse", "10.0.0.1", true, now).await.unwrap();
+    store.record_login_attempt("other", "10.0.0.1", false, now).await.unwrap();
+    let (by_user, by_client) = store
+        .recent_login_failures("nurse", "10.0.0.1", now - SignedDuration::from_mins(15))
+        .await
+        .unwrap();
+    assert_eq!((by_user, by_client), (3, 4));
+}
+on_every_backend!(users_sessions_and_tokens_everywhere, users_sessions_and_tokens);
+
+async fn cases_follow_the_pathway_and_keep_a_timeline(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let case = open_case(store, &w.referrer, "Alvarez").await;
+    let accept = TransitionRequest::new(Action::Accept);
+    let e = store
+        .transition_case(&w.radiologist, case, &accept, None, Timestamp::now(), today())
+        .await
+        .unwrap();
+    assert_eq!((e.from, e.to), (CaseState::Referred, CaseState::Screening));
+
+    // An impossible transition is refused with the domain's reason and changes nothing.
+    let refused = store
+        .transition_case(&w.nurse, case, &TransitionRequest::new(Action::Discharge), None, Timestamp::now(), today())
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Transition(TransitionError::NotFromState { .. }))),
+        "{refused:?}"
+    );
+    let mut defer = TransitionRequest::new(Action::Defer).because("on antibiotics");
+    defer.deferred_until = Some(jiff::civil::date(2026, 12, 6));
+    store.transition_case(&w.nurse, case, &defer, None, Timestamp::now(), today()).await.unwrap();
+
+    let detail = store.case_detail(&w.nurse, case).await.unwrap();
+    assert_eq!(detail.case.state, CaseState::Deferred);
+    assert_eq!(detail.case.deferred_until, Some(jiff::civil::date(2026, 12, 6)));
+    assert_eq!(detail.case.version, 3);
+    let steps: Vec<_> = detail.timeline.iter().map(|t| (t.action.as_str(), t.to)).collect();
+    assert_eq!(
+        steps,
+        [("refer", CaseState::Referred), ("accept", CaseState::Screening), ("defer", CaseState::Deferred)]
+    );
+    assert_eq!(detail.timeline[2].reason.as_deref(), Some("on antibiotics"));
+    assert_eq!(detail.timeline[2].actor_username, "nurse");
+    assert_eq!(detail.timeline[2].actor_role, Some(Role::Nurse));
+
+    // A stale version is a conflict, not a lost update.
+    let stale = store
+        .transition_case(&w.nurse, case, &TransitionRequest::new(Action::MarkReady), Some(2), Timestamp::now(), today())
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+
+    let deferred = store
+        .list_cases(&w.nurse, &CaseFilter { state: Some(CaseState::Deferred), limit: None })
+        .await
+        .unwrap();
+    assert_eq!(deferred.len(), 1);
+    assert_eq!(deferred[0].patient_name(), "Alvarez, Pat");
+    assert!(store
+        .list_cases(&w.nurse, &CaseFilter { state: Some(CaseState::Ready), limit: None })
+        .await
+        .unwrap()
+        .is_empty());
+}
+on_every_backend!(cases_follow_the_pathway_everywhere, cases_follow_the_pathway_and_keep_a_timeline);
+
+async fn referrers_see_only_their_own_cases(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let mine = open_case(store, &w.referrer, "Mine").await;
+    let theirs = open_case(store, &w.other_referrer, "Theirs").await;
+    let me = w.referrer.actor();
+    let listed = store.list_cases(&me, &CaseFilter::default()).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [mine]);
+    assert!(store.case_detail(&me, mine).await.is_ok());
+    assert!(matches!(store.case_detail(&me, theirs).await, Err(StoreError::NotFound)));
+    // Nor can they move it.
+    let cancel = TransitionRequest::new(Action::Cancel).because("mine now");
+    assert!(matches!(
+        store.transition_case(&me, theirs, &cancel, None, Timestamp::now(), today()).await,
+        Err(StoreError::NotFound)
+    ));
+    // Nor refer in someone else's name.
+    let p = store.create_patient(&me, &patient(None, "X")).await.unwrap();
+    let forged = store
+        .create_case(
+            &me,
+            &NewCase { patient: p, referrer: w.other_referrer.id, procedure_code: "1".into(), procedure_name: "x".into() },
+            Timestamp::now(),
+        )
+        .await;
+    assert!(matches!(forged, Err(StoreError::Denied(_))));
+    // Staff see both; admins see none.
+    assert_eq!(store.list_cases(&w.nurse, &CaseFilter::default()).await.unwrap().len(), 2);
+    assert!(matches!(store.list_cases(&w.admin, &CaseFilter::default()).await, Err(StoreError::Denied(_))));
+
+    // The denied read is in the audit log as denied, attributed to the referrer.
+    let denied = store
+        .list_audit(&w.admin, &AuditFilter { actor: Some("ref1".into()), outcome: Some(AuditOutcome::Denied), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(denied.iter().any(|e| e.action == "read" && e.entity_id.as_deref() == Some(&theirs.to_string())), "{denied:?}");
+}
+on_every_backend!(referrers_are_confined_everywhere, referrers_see_only_their_own_cases);
+
+async fn patients_are_validated_and_unique_by_mrn(db: &TestDatabase) {
+    let store = &db.store;
+    let sys = Actor::system("test");
+    store.create_patient(&sys, &patient(Some("MGH-1"), "One")).await.unwrap();
+    let dup = store.create_patient(&sys, &patient(Some("mgh-1"), "Two")).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+    // Patients without MRN never collide.
+    store.create_patient(&sys, &patient(None, "Three")).await.unwrap();
+    store.create_patient(&sys, &patient(None, "Four")).await.unwrap();
+}
+on_every_backend!(patients_are_unique_by_mrn_everywhere, patients_are_validated_and_unique_by_mrn);
+
+async fn audit_log_is_append_only_and_complete(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let case = open_case(store, &w.referrer, "Audited").await;
+    store.case_detail(&w.nurse, case).await.unwrap();
+    let events = store
+        .list_audit(&w.admin, &AuditFilter { entity_type: Some("case".into()), entity_id: Some(case.to_string()), ..Default::default() })
+        .await
+        .unwrap();
+    let actions: Vec<_> = events.iter().map(|e| (e.action.as_str(), e.actor_username.as_str())).collect();
+    assert_eq!(actions, [("read", "nurse"), ("create", "ref1")], "newest first");
+
+    // Non-admins may not read it, and the attempt is itself audited.
+    assert!(matches!(store.list_audit(&w.nurse, &AuditFilter::default()).await, Err(StoreError::Denied(_))));
+
+    // The database refuses to change or remove audit rows and timeline rows.
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET outcome = 'success'",
+        "DELETE FROM audit_events",
+        "UPDATE case_events SET reason = 'rewritten'",
+        "DELETE FROM case_events",
+    ] {
+        let r = sqlx::raw_sql(sql).execute(&pool).await;
+        assert!(r.is_err(), "{sql} must be refused");
+        assert!(r.unwrap_err().to_string().contains("append-only"));
+    }
+    let after = store.list_audit(&w.admin, &AuditFilter { limit: Some(500), ..Default::default() }).await.unwrap();
+    assert!(after.len() >= 8);
+    // Paging back with before_id.
+    let page = store
+        .list_audit(&w.admin, &AuditFilter { before_id: Some(after[1].id), limit: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(page[0].id < after[1].id);
+}
+on_every_backend!(audit_log_is_append_only_everywhere, audit_log_is_append_only_and_complete);
+
+async fn concurrent_transitions_have_one_winner(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let case = open_case(store, &w.referrer, "Race").await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let rad = w.radiologist.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .transition_case(&rad, case, &TransitionRequest::new(Action::Accept), None, Timestamp::now(), today())
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::Conflict(_) | StoreError::Transition(_)) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one accept");
+    let detail = store.case_detail(&w.nurse, case).await.unwrap();
+    assert_eq!(detail.timeline.len(), 2, "one refer, one accept");
+}
+on_every_backend!(concurrent_transitions_have_one_winner_everywhere, concurrent_transitions_have_one_winner);

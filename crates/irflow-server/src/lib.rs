@@ -1,1 +1,160 @@
+//! irflow's HTTP edge: the staff and referrer pages (askama + htmx), the JSON API
+//! under `/api/v1`, sign-in and sessions, role checks, health and metrics.
+//!
+//! The app is a library with one seam, [`serve`], that takes an already-bound
+//! listener, so tests run the real app on port 0.
 
+pub mod auth;
+mod api;
+mod error;
+mod observe;
+mod pages;
+mod session;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use irflow_store::Store;
+use jiff::tz::TimeZone;
+
+pub use error::AppError;
+pub use observe::init_metrics;
+
+/// Settings the HTTP edge needs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The department's name, shown in the header.
+    pub department_name: String,
+    /// The department's phone number, shown to users.
+    pub department_phone: String,
+    /// The site's IANA time zone name (times are shown in it).
+    pub time_zone_name: String,
+    /// Mark cookies `Secure` (and use the `__Host-` prefix). Off only for plain-HTTP loopback.
+    pub cookie_secure: bool,
+    /// Minutes of inactivity that end a session.
+    pub session_idle_minutes: i64,
+    /// Hours after which a session ends regardless.
+    pub session_max_hours: i64,
+    /// Failed sign-ins per username in 15 minutes before further attempts are refused.
+    pub login_failures_per_user: i64,
+    /// Failed sign-ins per client address in 15 minutes before further attempts are refused.
+    pub login_failures_per_client: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            department_name: "Spine Injection Service".to_owned(),
+            department_phone: "617-726-6773".to_owned(),
+            time_zone_name: "America/New_York".to_owned(),
+            cookie_secure: true,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            login_failures_per_user: 5,
+            login_failures_per_client: 20,
+        }
+    }
+}
+
+/// Shared state for handlers. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    config: ServerConfig,
+    time_zone: TimeZone,
+}
+
+impl AppState {
+    /// Builds the state; fails if the configured time zone is unknown.
+    pub fn new(store: Store, config: ServerConfig) -> Result<Self, String> {
+        let time_zone = TimeZone::get(&config.time_zone_name).map_err(|e| {
+            format!(
+                "time zone {:?} is not a known IANA zone (e.g. America/New_York): {e}",
+                config.time_zone_name
+            )
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                time_zone,
+            }),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The site's time zone.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.inner.time_zone
+    }
+
+    /// Today's date at the site.
+    pub fn today(&self) -> jiff::civil::Date {
+        jiff::Timestamp::now().to_zoned_datetime(self.time_zone().clone()).date()
+    }
+}
+
+/// Every route. Each handler checks its own role requirement on the server.
+pub fn router(state: AppState) -> Router {
+    let pages = Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
+        .route("/cases", get(pages::worklist))
+        .route("/cases/{id}", get(pages::case_page))
+        .route("/cases/{id}/transitions", post(pages::case_transition))
+        .route("/admin/audit", get(pages::audit_page))
+        .route("/admin/users", get(pages::users_page))
+        .route("/static/{file}", get(pages::static_file));
+    let api = Router::new()
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/cases", get(api::list_cases))
+        .route("/api/v1/cases/{id}", get(api::get_case))
+        .route("/api/v1/cases/{id}/transitions", post(api::transition_case))
+        .route("/api/v1/audit", get(api::list_audit))
+        .route("/api/v1/{*rest}", axum::routing::any(api::no_such_route));
+    let ops = Router::new()
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics));
+    Router::new()
+        .merge(pages)
+        .merge(api)
+        .merge(ops)
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn(observe::security_headers))
+        .layer(axum::middleware::from_fn(session::reject_cross_site_writes))
+        .layer(axum::middleware::from_fn(observe::record_request))
+        .layer(axum::extract::DefaultBodyLimit::max(1024 * 1024))
+        .with_state(state)
+}
+
+/// Serves the app on an already-bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,373 @@
+//! The JSON API under `/api/v1`, authenticated with bearer tokens.
+//! Errors always have the shape `{"error": {"status", "code", "message"}}`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use irflow_domain::pathway::TransitionRequest;
+use irflow_domain::{Action, CaseId, CaseState};
+use irflow_store::{AuditEvent, AuditFilter, CaseDetail, CaseFilter, CaseSummary, TimelineEntry};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::session::ApiCaller;
+use crate::views;
+use crate::{AppError, AppState};
+
+/// An [`AppError`] rendered as JSON.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.log();
+        let status = self.0.status();
+        let body = json!({
+            "error": {
+                "status": status.as_u16(),
+                "code": self.0.code(),
+                "message": self.0.public_message(),
+            }
+        });
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"irflow\""),
+            );
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// The OpenAPI document (hand-written, checked against the router by tests).
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+}
+
+/// Any unknown `/api/v1/...` path: a JSON 404, not an HTML page.
+pub async fn no_such_route() -> ApiError {
+    ApiError(AppError::NotFound("no such API endpoint; see /api/v1/openapi.json".to_owned()))
+}
+
+#[derive(Debug, Serialize)]
+struct UserJson {
+    id: i64,
+    username: String,
+    display_name: String,
+    role: &'static str,
+    organization: Option<String>,
+}
+
+/// Who the token belongs to.
+pub async fn me(caller: ApiCaller) -> ApiResult<Value> {
+    Ok(Json(json!({ "user": user_json(&caller.user) })))
+}
+
+fn user_json(u: &irflow_store::UserRecord) -> UserJson {
+    UserJson {
+        id: u.id.get(),
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        role: u.role.as_str(),
+        organization: u.organization.clone(),
+    }
+}
+
+/// Query for `GET /api/v1/cases`.
+#[derive(Debug, Deserialize)]
+pub struct CasesQuery {
+    state: Option<String>,
+    limit: Option<String>,
+}
+
+fn parse_limit(raw: Option<&str>, max: u32) -> Result<Option<u32>, AppError> {
+    raw.map(|l| {
+        l.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| AppError::BadRequest(format!("limit must be a whole number from 1 to {max}")))
+    })
+    .transpose()
+}
+
+/// Cases the caller may see, optionally of one state.
+pub async fn list_cases(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    query: Result<Query<CasesQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Value> {
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let filter = CaseFilter {
+        state: query
+            .state
+            .as_deref()
+            .map(str::parse::<CaseState>)
+            .transpose()
+            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        limit: parse_limit(query.limit.as_deref(), 1000)?,
+    };
+    let cases = state.store().list_cases(&caller.actor(), &filter).await?;
+    let tz = state.time_zone();
+    Ok(Json(json!({
+        "cases": cases.iter().map(|c| case_json(c, tz)).collect::<Vec<_>>(),
+    })))
+}
+
+fn case_json(c: &CaseSummary, tz: &jiff::tz::TimeZone) -> Value {
+    json!({
+        "id": c.id.get(),
+        "state": c.state.as_str(),
+        "state_label": c.state.label(),
+        "patient": {
+            "id": c.patient_id.get(),
+            "name": c.patient_name(),
+            "family_name": c.family_name,
+            "given_name": c.given_name,
+            "mrn": c.mrn,
+            "date_of_birth": c.date_of_birth.to_string(),
+        },
+        "procedure": { "code": c.procedure_code, "name": c.procedure_name },
+        "referrer": {
+            "id": c.referrer_id.get(),
+            "name": c.referrer_name,
+            "organization": c.referrer_organization,
+        },
+        "deferred_until": c.deferred_until.map(|d| d.to_string()),
+        "version": c.version,
+        "created_at": views::rfc3339_local(c.created_at, tz),
+        "updated_at": views::rfc3339_local(c.updated_at, tz),
+    })
+}
+
+fn timeline_json(t: &TimelineEntry, tz: &jiff::tz::TimeZone) -> Value {
+    json!({
+        "action": t.action,
+        "label": views::timeline_label(t),
+        "from": t.from.map(CaseState::as_str),
+        "to": t.to.as_str(),
+        "actor": { "username": t.actor_username, "role": t.actor_role.map(|r| r.as_str()) },
+        "at": views::rfc3339_local(t.at, tz),
+        "reason": t.reason,
+        "deferred_until": t.deferred_until.map(|d| d.to_string()),
+    })
+}
+
+fn detail_json(d: &CaseDetail, caller: &ApiCaller, tz: &jiff::tz::TimeZone) -> Value {
+    let mut v = case_json(&d.case, tz);
+    v["patient"] = json!({
+        "id": d.patient.id.get(),
+        "name": d.case.patient_name(),
+        "family_name": d.patient.family_name,
+        "given_name": d.patient.given_name,
+        "mrn": d.patient.mrn,
+        "date_of_birth": d.patient.date_of_birth.to_string(),
+        "phone": d.patient.phone,
+        "email": d.patient.email,
+        "preferred_language": d.patient.preferred_language,
+    });
+    v["timeline"] = d.timeline.iter().map(|t| timeline_json(t, tz)).collect();
+    v["available_actions"] = views::actions_for(d.case.state, caller.user.role)
+        .into_iter()
+        .map(|a| json!({ "action": a.as_str(), "label": a.label(), "reason_required": a.requires_reason() }))
+        .collect();
+    v
+}
+
+pub(crate) fn parse_case_id(raw: &str) -> Result<CaseId, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(CaseId::new)
+        .ok_or_else(|| AppError::BadRequest(format!("case id must be a positive whole number, not {raw:?}")))
+}
+
+/// One case with its patient, timeline and the caller's possible actions.
+pub async fn get_case(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    let detail = state
+        .store()
+        .case_detail(&caller.actor(), id)
+        .await
+        .map_err(not_found_case)?;
+    Ok(Json(detail_json(&detail, &caller, state.time_zone())))
+}
+
+fn not_found_case(e: irflow_store::StoreError) -> AppError {
+    match e {
+        irflow_store::StoreError::NotFound => AppError::NotFound("no such case".to_owned()),
+        other => other.into(),
+    }
+}
+
+/// Body of `POST /api/v1/cases/{id}/transitions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    action: String,
+    reason: Option<String>,
+    deferred_until: Option<String>,
+    expected_version: Option<i64>,
+}
+
+/// Moves a case along the pathway.
+pub async fn transition_case(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<TransitionBody>, JsonRejection>,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let action: Action = body
+        .action
+        .parse()
+        .map_err(|e: irflow_domain::pathway::UnknownAction| AppError::BadRequest(e.to_string()))?;
+    let deferred_until = body
+        .deferred_until
+        .as_deref()
+        .map(|d| {
+            d.parse::<jiff::civil::Date>()
+                .map_err(|_| AppError::BadRequest("deferred_until must be a date written YYYY-MM-DD".to_owned()))
+        })
+        .transpose()?;
+    let request = TransitionRequest {
+        action,
+        reason: body.reason,
+        deferred_until,
+    };
+    state
+        .store()
+        .transition_case(
+            &caller.actor(),
+            id,
+            &request,
+            body.expected_version,
+            Timestamp::now(),
+            state.today(),
+        )
+        .await
+        .map_err(not_found_case)?;
+    let detail = state
+        .store()
+        .case_detail(&caller.actor(), id)
+        .await
+        .map_err(not_found_case)?;
+    Ok(Json(detail_json(&detail, &caller, state.time_zone())))
+}
+
+/// Query for `GET /api/v1/audit`.
+#[derive(Debug, Deserialize, Default)]
+pub struct AuditQuery {
+    pub(crate) actor: Option<String>,
+    pub(crate) action: Option<String>,
+    pub(crate) entity_type: Option<String>,
+    pub(crate) entity_id: Option<String>,
+    pub(crate) outcome: Option<String>,
+    pub(crate) since: Option<String>,
+    pub(crate) until: Option<String>,
+    pub(crate) before_id: Option<String>,
+    pub(crate) limit: Option<String>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// Parses an instant given as RFC 3339, or a date (midnight at the site).
+fn parse_instant(raw: &str, field: &str, tz: &jiff::tz::TimeZone) -> Result<Timestamp, AppError> {
+    if let Ok(t) = raw.parse::<Timestamp>() {
+        return Ok(t);
+    }
+    raw.parse::<jiff::civil::Date>()
+        .ok()
+        .and_then(|d| d.to_zoned_datetime(tz.clone()).ok())
+        .map(|z| z.timestamp())
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "{field} must be a date (YYYY-MM-DD) or an RFC 3339 time"
+            ))
+        })
+}
+
+impl AuditQuery {
+    /// The store filter, or a clear error naming the bad field.
+    pub(crate) fn to_filter(&self, tz: &jiff::tz::TimeZone) -> Result<AuditFilter, AppError> {
+        Ok(AuditFilter {
+            actor: non_empty(&self.actor),
+            action: non_empty(&self.action),
+            entity_type: non_empty(&self.entity_type),
+            entity_id: non_empty(&self.entity_id),
+            outcome: non_empty(&self.outcome)
+                .map(|o| o.parse().map_err(AppError::BadRequest))
+                .transpose()?,
+            since: non_empty(&self.since)
+                .map(|s| parse_instant(&s, "since", tz))
+                .transpose()?,
+            until: non_empty(&self.until)
+                .map(|s| parse_instant(&s, "until", tz))
+                .transpose()?,
+            before_id: non_empty(&self.before_id)
+                .map(|s| {
+                    s.parse::<i64>()
+                        .map_err(|_| AppError::BadRequest("before_id must be a whole number".to_owned()))
+                })
+                .transpose()?,
+            limit: parse_limit(non_empty(&self.limit).as_deref(), 500)?,
+        })
+    }
+}
+
+pub(crate) fn audit_json(e: &AuditEvent, tz: &jiff::tz::TimeZone) -> Value {
+    json!({
+        "id": e.id,
+        "at": views::rfc3339_local(e.at, tz),
+        "actor": {
+            "user_id": e.actor_user_id,
+            "username": e.actor_username,
+            "role": e.actor_role.map(|r| r.as_str()),
+        },
+        "action": e.action,
+        "entity_type": e.entity_type,
+        "entity_id": e.entity_id,
+        "outcome": e.outcome.as_str(),
+        "detail": e.detail,
+        "client": e.client,
+    })
+}
+
+/// The audit log, newest first (administrators only).
+pub async fn list_audit(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Value> {
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let tz = state.time_zone();
+    let filter = query.to_filter(tz)?;
+    let limit = filter.limit.unwrap_or(100) as usize;
+    let events = state.store().list_audit(&caller.actor(), &filter).await?;
+    let next = (events.len() == limit).then(|| events.last().map(|e| e.id)).flatten();
+    Ok(Json(json!({
+        "events": events.iter().map(|e| audit_json(e, tz)).collect::<Vec<_>>(),
+        "next_before_id": next,
+    })))
+}

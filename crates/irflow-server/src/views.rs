@@ -1,0 +1,77 @@
+//! Shared presentation helpers: times in the site's zone, ages, labels.
+
+use irflow_domain::{Action, CaseState, Role};
+use irflow_store::{CaseDetail, CaseSummary, TimelineEntry};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+/// "2026-11-26 09:14 EST": local to the site, with the zone.
+pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// RFC 3339 with the site's offset, for machines.
+pub fn rfc3339_local(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+/// Whole years between a date of birth and a date.
+pub fn age_on(date_of_birth: Date, on: Date) -> i16 {
+    let mut years = on.year() - date_of_birth.year();
+    if (on.month(), on.day()) < (date_of_birth.month(), date_of_birth.day()) {
+        years -= 1;
+    }
+    years
+}
+
+/// The actions a role may take on a case in its current state.
+pub fn actions_for(state: CaseState, role: Role) -> Vec<Action> {
+    state.available_actions().filter(|a| a.permits(role)).collect()
+}
+
+/// A timeline entry's headline.
+pub fn timeline_label(entry: &TimelineEntry) -> String {
+    match entry.action.parse::<Action>() {
+        Ok(a) => a.label().to_owned(),
+        Err(_) if entry.action == "refer" => "Referral received".to_owned(),
+        Err(_) => entry.action.clone(),
+    }
+}
+
+/// States in worklist order, open ones first.
+pub fn worklist_states() -> impl Iterator<Item = CaseState> {
+    CaseState::ALL.into_iter()
+}
+
+/// A short one-line summary used in page titles (no more than staff already see).
+pub fn case_title(case: &CaseSummary) -> String {
+    format!("Case {} · {}", case.id, case.patient_name())
+}
+
+/// The patient's age today.
+pub fn patient_age(detail: &CaseDetail, today: Date) -> i16 {
+    age_on(detail.patient.date_of_birth, today)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_count_birthdays() {
+        let dob = jiff::civil::date(1960, 5, 1);
+        assert_eq!(age_on(dob, jiff::civil::date(2026, 4, 30)), 65);
+        assert_eq!(age_on(dob, jiff::civil::date(2026, 5, 1)), 66);
+    }
+
+    #[test]
+    fn times_are_local_with_zone() {
+        let tz = TimeZone::get("America/New_York").expect("tzdb bundled");
+        let t: Timestamp = "2026-11-26T15:00:00Z".parse().expect("valid");
+        assert_eq!(local_time(t, &tz), "2026-11-26 10:00 EST");
+        assert_eq!(rfc3339_local(t, &tz), "2026-11-26T10:00:00-05:00");
+        let summer: Timestamp = "2026-07-01T15:00:00Z".parse().expect("valid");
+        assert_eq!(local_time(summer, &tz), "2026-07-01 11:00 EDT");
+    }
+}

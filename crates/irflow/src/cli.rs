@@ -1,0 +1,151 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+
+/// irflow runs an image-guided spine injection service.
+#[derive(Debug, Parser)]
+#[command(name = "irflow", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./irflow.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (embedded database, files).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: postgres://... or sqlite:... (default: SQLite in the data directory).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// The flags that override configuration.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            listen: match &self.command {
+                Command::Serve(args) => args.listen.clone(),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve irflow (production).
+    Serve(ServeArgs),
+    /// Build and serve a demo department on a fresh embedded database (loopback only).
+    Demo(DemoArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `irflow serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides `listen` / IRFLOW_LISTEN; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+/// `irflow demo` (its data lives in --data-dir, default ./irflow-demo, recreated on every start).
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+}
+
+/// `irflow user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user.
+    Add(UserAddArgs),
+    /// List users.
+    List,
+    /// Set a user's password (ends their sessions).
+    SetPassword(SetPasswordArgs),
+}
+
+/// `irflow user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// Sign-in name (lowercase letters, digits, '.', '_', '-').
+    #[arg(long)]
+    pub username: String,
+    /// admin, scheduler, nurse, radiologist or referrer.
+    #[arg(long)]
+    pub role: String,
+    /// Name shown to people (default: the username).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// For referrers: their clinic or practice.
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// The password (visible in shell history; prefer --password-stdin or the prompt).
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `irflow user set-password`.
+#[derive(Debug, Args)]
+pub struct SetPasswordArgs {
+    /// Whose password.
+    #[arg(long)]
+    pub username: String,
+    /// The password (visible in shell history; prefer --password-stdin or the prompt).
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `irflow token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a bearer token for a user (printed once).
+    Issue(TokenIssueArgs),
+    /// List tokens (never the secrets).
+    List,
+    /// Revoke a token.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `irflow token issue`.
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    /// The user the token acts as.
+    #[arg(long)]
+    pub user: String,
+    /// What the token is for (e.g. the calling system's name).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+/// `irflow token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (from `irflow token list`).
+    #[arg(long)]
+    pub id: i64,
+}

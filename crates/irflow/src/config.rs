@@ -1,0 +1,442 @@
+//! Configuration: defaults, then `irflow.toml`, then `IRFLOW_*` environment
+//! variables, then command-line flags. A bad value fails fast with a message
+//! that names the setting and says how to fix it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// Everything `irflow` can be configured with.
+#[derive(Clone)]
+pub struct Config {
+    /// Where the embedded database and files live.
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite:...`; default: SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// Address `irflow serve` listens on.
+    pub listen: SocketAddr,
+    /// Department name.
+    pub department_name: String,
+    /// Department phone number.
+    pub department_phone: String,
+    /// Site time zone (IANA).
+    pub time_zone: String,
+    /// `Secure` cookies (needs HTTPS in front of irflow).
+    pub cookie_secure: bool,
+    /// Session idle timeout.
+    pub session_idle_minutes: i64,
+    /// Session absolute lifetime.
+    pub session_max_hours: i64,
+    /// Failed sign-ins per username per 15 minutes.
+    pub login_failures_per_user: i64,
+    /// Failed sign-ins per client address per 15 minutes.
+    pub login_failures_per_client: i64,
+    /// `json` (default) or `pretty`.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `irflow=debug`.
+    pub log_level: String,
+}
+
+/// How logs are written (always to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// For people at a terminal.
+    Pretty,
+}
+
+/// Hides a password inside a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("listen", &self.listen)
+            .field("department_name", &self.department_name)
+            .field("department_phone", &self.department_phone)
+            .field("time_zone", &self.time_zone)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("session_max_hours", &self.session_max_hours)
+            .field("log_format", &self.log_format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let server = irflow_server::ServerConfig::default();
+        Self {
+            data_dir: PathBuf::from("irflow-data"),
+            database_url: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            department_name: server.department_name,
+            department_phone: server.department_phone,
+            time_zone: server.time_zone_name,
+            cookie_secure: server.cookie_secure,
+            session_idle_minutes: server.session_idle_minutes,
+            session_max_hours: server.session_max_hours,
+            login_failures_per_user: server.login_failures_per_user,
+            login_failures_per_client: server.login_failures_per_client,
+            log_format: LogFormat::Json,
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+/// The file's shape. Unknown keys are errors (a typo must not be silently ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<String>,
+    department: Option<FileDepartment>,
+    security: Option<FileSecurity>,
+    log: Option<FileLog>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDepartment {
+    name: Option<String>,
+    phone: Option<String>,
+    time_zone: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSecurity {
+    cookie_secure: Option<bool>,
+    session_idle_minutes: Option<i64>,
+    session_max_hours: Option<i64>,
+    login_failures_per_user: Option<i64>,
+    login_failures_per_client: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+/// Overrides from the command line (highest precedence).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--config`.
+    pub config_file: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--listen`.
+    pub listen: Option<String>,
+}
+
+fn parse_listen(raw: &str, source: &str) -> Result<SocketAddr> {
+    raw.trim().parse().with_context(|| {
+        format!("{source}: {raw:?} is not an address to listen on; write it like 127.0.0.1:8080 or 0.0.0.0:8080")
+    })
+}
+
+fn parse_log_format(raw: &str, source: &str) -> Result<LogFormat> {
+    match raw.trim() {
+        "json" => Ok(LogFormat::Json),
+        "pretty" => Ok(LogFormat::Pretty),
+        other => bail!("{source}: log format {other:?} is not known; use \"json\" or \"pretty\""),
+    }
+}
+
+fn parse_bool(raw: &str, source: &str) -> Result<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        other => bail!("{source}: {other:?} is not true or false"),
+    }
+}
+
+fn parse_int(raw: &str, source: &str) -> Result<i64> {
+    raw.trim()
+        .parse()
+        .with_context(|| format!("{source}: {raw:?} is not a whole number"))
+}
+
+impl Config {
+    /// Loads the configuration with the documented precedence. `env` is the process
+    /// environment (passed in so tests can use their own).
+    pub fn load(overrides: &Overrides, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut c = Config::default();
+
+        let (path, must_exist) = match (&overrides.config_file, env("IRFLOW_CONFIG")) {
+            (Some(p), _) => (p.clone(), true),
+            (None, Some(p)) => (PathBuf::from(p), true),
+            (None, None) => (PathBuf::from("irflow.toml"), false),
+        };
+        if path.exists() {
+            c.apply_file(&path)?;
+        } else if must_exist {
+            bail!(
+                "configuration file {} does not exist; create it or drop --config / IRFLOW_CONFIG",
+                path.display()
+            );
+        }
+
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = var("IRFLOW_DATA_DIR") {
+            c.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = var("IRFLOW_DATABASE_URL") {
+            c.database_url = Some(v);
+        }
+        if let Some(v) = var("IRFLOW_LISTEN") {
+            c.listen = parse_listen(&v, "IRFLOW_LISTEN")?;
+        }
+        if let Some(v) = var("IRFLOW_DEPARTMENT_NAME") {
+            c.department_name = v;
+        }
+        if let Some(v) = var("IRFLOW_DEPARTMENT_PHONE") {
+            c.department_phone = v;
+        }
+        if let Some(v) = var("IRFLOW_TIME_ZONE") {
+            c.time_zone = v;
+        }
+        if let Some(v) = var("IRFLOW_COOKIE_SECURE") {
+            c.cookie_secure = parse_bool(&v, "IRFLOW_COOKIE_SECURE")?;
+        }
+        if let Some(v) = var("IRFLOW_SESSION_IDLE_MINUTES") {
+            c.session_idle_minutes = parse_int(&v, "IRFLOW_SESSION_IDLE_MINUTES")?;
+        }
+        if let Some(v) = var("IRFLOW_SESSION_MAX_HOURS") {
+            c.session_max_hours = parse_int(&v, "IRFLOW_SESSION_MAX_HOURS")?;
+        }
+        if let Some(v) = var("IRFLOW_LOG_FORMAT") {
+            c.log_format = parse_log_format(&v, "IRFLOW_LOG_FORMAT")?;
+        }
+        if let Some(v) = var("IRFLOW_LOG_LEVEL") {
+            c.log_level = v;
+        }
+
+        if let Some(d) = &overrides.data_dir {
+            c.data_dir = d.clone();
+        }
+        if let Some(u) = &overrides.database_url {
+            c.database_url = Some(u.clone());
+        }
+        if let Some(l) = &overrides.listen {
+            c.listen = parse_listen(l, "--listen")?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<()> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read configuration file {source}"))?;
+        let file: FileConfig = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("configuration file {source} is not valid: {e}"))?;
+        if let Some(d) = file.data_dir {
+            self.data_dir = d;
+        }
+        if let Some(u) = file.database_url {
+            self.database_url = Some(u);
+        }
+        if let Some(l) = file.listen {
+            self.listen = parse_listen(&l, &format!("{source}: listen"))?;
+        }
+        if let Some(d) = file.department {
+            if let Some(v) = d.name {
+                self.department_name = v;
+            }
+            if let Some(v) = d.phone {
+                self.department_phone = v;
+            }
+            if let Some(v) = d.time_zone {
+                self.time_zone = v;
+            }
+        }
+        if let Some(s) = file.security {
+            if let Some(v) = s.cookie_secure {
+                self.cookie_secure = v;
+            }
+            if let Some(v) = s.session_idle_minutes {
+                self.session_idle_minutes = v;
+            }
+            if let Some(v) = s.session_max_hours {
+                self.session_max_hours = v;
+            }
+            if let Some(v) = s.login_failures_per_user {
+                self.login_failures_per_user = v;
+            }
+            if let Some(v) = s.login_failures_per_client {
+                self.login_failures_per_client = v;
+            }
+        }
+        if let Some(l) = file.log {
+            if let Some(v) = l.format {
+                self.log_format = parse_log_format(&v, &format!("{source}: log.format"))?;
+            }
+            if let Some(v) = l.level {
+                self.log_level = v;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
+            bail!(
+                "time zone {:?} is not a known IANA time zone; set department.time_zone (or IRFLOW_TIME_ZONE) to e.g. \"America/New_York\"",
+                self.time_zone
+            );
+        }
+        if self.department_name.trim().is_empty() {
+            bail!("department.name (IRFLOW_DEPARTMENT_NAME) must not be empty");
+        }
+        if self.department_phone.trim().is_empty() {
+            bail!("department.phone (IRFLOW_DEPARTMENT_PHONE) must not be empty: patients need a number to call");
+        }
+        if !(1..=24 * 60).contains(&self.session_idle_minutes) {
+            bail!("security.session_idle_minutes must be between 1 and 1440");
+        }
+        if !(1..=24 * 7).contains(&self.session_max_hours) {
+            bail!("security.session_max_hours must be between 1 and 168");
+        }
+        if self.login_failures_per_user < 1 || self.login_failures_per_client < 1 {
+            bail!("security.login_failures_per_user and login_failures_per_client must be at least 1");
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!(
+                "database URL {:?} is not supported; use postgres://user@host/db or sqlite:path (or leave it unset for SQLite in the data dir)",
+                redact_url(url)
+            );
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            bail!("log level {:?} is not valid; use e.g. \"info\", \"warn\" or \"irflow=debug\"", self.log_level);
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite in the data dir.
+    pub fn effective_database_url(&self) -> Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir).with_context(|| {
+            format!(
+                "could not create the data directory {}; choose another with --data-dir or IRFLOW_DATA_DIR",
+                self.data_dir.display()
+            )
+        })?;
+        Ok(sqlite_url(&self.data_dir.join("irflow.db")))
+    }
+
+    /// The server's part of the configuration.
+    pub fn server_config(&self) -> irflow_server::ServerConfig {
+        irflow_server::ServerConfig {
+            department_name: self.department_name.clone(),
+            department_phone: self.department_phone.clone(),
+            time_zone_name: self.time_zone.clone(),
+            cookie_secure: self.cookie_secure,
+            session_idle_minutes: self.session_idle_minutes,
+            session_max_hours: self.session_max_hours,
+            login_failures_per_user: self.login_failures_per_user,
+            login_failures_per_client: self.login_failures_per_client,
+        }
+    }
+}
+
+/// A `sqlite://` URL for a file path (percent-encoding what the URL syntax needs).
+pub fn sqlite_url(path: &Path) -> String {
+    let raw = path.to_string_lossy();
+    let mut encoded = String::with_capacity(raw.len());
+    for ch in raw.chars() {
+        match ch {
+            '%' => encoded.push_str("%25"),
+            '?' => encoded.push_str("%3F"),
+            '#' => encoded.push_str("%23"),
+            ' ' => encoded.push_str("%20"),
+            c => encoded.push(c),
+        }
+    }
+    format!("sqlite://{encoded}?mode=rwc")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn temp_file(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(&mut f, contents.as_bytes()).expect("write");
+        f
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let file = temp_file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\n[department]\nphone = \"555-0100\"\n");
+        let overrides = Overrides { config_file: Some(file.path().to_path_buf()), ..Default::default() };
+        let c = Config::load(&overrides, &env_of(&[("IRFLOW_DATA_DIR", "/from-env")])).expect("valid");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.data_dir, PathBuf::from("/from-env"));
+        assert_eq!(c.department_phone, "555-0100");
+        assert_eq!(c.time_zone, "America/New_York");
+        let flags = Overrides { data_dir: Some("/from-flag".into()), ..overrides };
+        let c = Config::load(&flags, &env_of(&[("IRFLOW_DATA_DIR", "/from-env")])).expect("valid");
+        assert_eq!(c.data_dir, PathBuf::from("/from-flag"));
+    }
+
+    #[test]
+    fn bad_values_say_what_to_fix() {
+        let err = |pairs: &[(&str, &str)]| {
+            Config::load(&Overrides::default(), &env_of(pairs)).expect_err("invalid").to_string()
+        };
+        assert!(err(&[("IRFLOW_TIME_ZONE", "Mars/Olympus")]).contains("IANA"));
+        assert!(err(&[("IRFLOW_LISTEN", "localhost")]).contains("127.0.0.1:8080"));
+        assert!(err(&[("IRFLOW_COOKIE_SECURE", "maybe")]).contains("true or false"));
+        assert!(err(&[("IRFLOW_DATABASE_URL", "mysql://x")]).contains("not supported"));
+        assert!(err(&[("IRFLOW_CONFIG", "/nonexistent/irflow.toml")]).contains("does not exist"));
+        let typo = temp_file("[departmnet]\nname = \"x\"\n");
+        let e = Config::load(
+            &Overrides { config_file: Some(typo.path().to_path_buf()), ..Default::default() },
+            &env_of(&[]),
+        )
+        .expect_err("unknown key");
+        assert!(e.to_string().contains("departmnet"), "{e}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        let c = Config { database_url: Some("postgres://u:secret@h/db".into()), ..Config::default() };
+        assert!(!format!("{c:?}").contains("secret"));
+        assert_eq!(sqlite_url(Path::new("/a b/x?.db")), "sqlite:///a%20b/x%3F.db?mode=rwc");
+    }
+}

@@ -1,0 +1,235 @@
+//! The `irflow` command: configuration, the CLI, the demo department, and wiring
+//! of store and server. `main.rs` only parses arguments and calls [`run`].
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result, bail};
+use irflow_domain::{Actor, Role, Username};
+use irflow_server::{AppState, auth};
+use irflow_store::{NewUser, Store};
+
+use crate::cli::{Cli, Command, TokenCommand, UserCommand};
+use crate::config::{Config, LogFormat, redact_url};
+
+/// Runs one CLI command to completion.
+pub async fn run(cli: Cli) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    let overrides = cli.overrides();
+    match cli.command {
+        Command::Demo(args) => demo::run(args, cli.data_dir.clone()).await,
+        command => {
+            let config = Config::load(&overrides, &env)?;
+            init_logging(config.log_format, &config.log_level);
+            match command {
+                Command::Serve(_) => serve(&config).await,
+                Command::Migrate => {
+                    let store = connect(&config).await?;
+                    let applied = store.migrate().await?;
+                    if applied.is_empty() {
+                        println!("database is up to date");
+                    } else {
+                        println!("applied migrations: {}", applied.join(", "));
+                    }
+                    Ok(())
+                }
+                Command::User(cmd) => user_command(&config, cmd).await,
+                Command::Token(cmd) => token_command(&config, cmd).await,
+                Command::Demo(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// Sets up JSON (or pretty) logs on standard error. Idempotent.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// Connects to the configured database and applies migrations.
+pub async fn connect(config: &Config) -> Result<Store> {
+    let url = config.effective_database_url()?;
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("database {}", redact_url(&url)))?;
+    store.migrate().await.context("could not migrate the database")?;
+    Ok(store)
+}
+
+async fn serve(config: &Config) -> Result<()> {
+    let store = connect(config).await?;
+    if store.list_users().await?.is_empty() {
+        eprintln!(
+            "irflow: no users yet. Create an administrator with:\n  irflow user add --username admin --role admin --name \"Your Name\""
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("could not listen on {}; is another program using it? choose another with --listen", config.listen))?;
+    let addr = listener.local_addr()?;
+    println!("irflow: serving http://{addr} ({} database)", store.backend().name());
+    serve_on(listener, store, config.server_config()).await
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    server_config: irflow_server::ServerConfig,
+) -> Result<()> {
+    irflow_server::init_metrics();
+    let addr: SocketAddr = listener.local_addr()?;
+    let state = AppState::new(store, server_config).map_err(anyhow::Error::msg)?;
+    tracing::info!(%addr, "listening");
+    irflow_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn read_password(args_password: Option<String>, from_stdin: bool) -> Result<String> {
+    if let Some(p) = args_password {
+        return Ok(p);
+    }
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no password given: use --password-stdin to read it from standard input, or run in a terminal to be asked");
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat the password: ")?;
+    if first != second {
+        bail!("the two passwords differ; nothing was changed");
+    }
+    Ok(first)
+}
+
+async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
+    let store = connect(config).await?;
+    let actor = Actor::system("cli");
+    match cmd {
+        UserCommand::Add(args) => {
+            let username = Username::parse(&args.username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
+            let role: Role = args.role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            if role == Role::Referrer && args.organization.is_none() {
+                bail!("--organization is required for referrers (their clinic or practice)");
+            }
+            let password = read_password(args.password, args.password_stdin)?;
+            let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = store
+                .create_user(
+                    &actor,
+                    &NewUser {
+                        display_name: args.name.unwrap_or_else(|| username.to_string()),
+                        username,
+                        role,
+                        organization: args.organization,
+                        password_hash: hash,
+                    },
+                )
+                .await?;
+            println!("created user {} ({}) with id {}", user.username, user.role, user.id);
+        }
+        UserCommand::List => {
+            for u in store.list_users().await? {
+                println!(
+                    "{:<20} {:<12} {:<30} {}{}",
+                    u.username,
+                    u.role.as_str(),
+                    u.display_name,
+                    u.organization.as_deref().unwrap_or(""),
+                    if u.active { "" } else { " (disabled)" }
+                );
+            }
+        }
+        UserCommand::SetPassword(args) => {
+            let user = store
+                .user_by_username(&args.username.trim().to_ascii_lowercase())
+                .await
+                .map_err(|_| anyhow::anyhow!("no user named {:?}", args.username))?;
+            let password = read_password(args.password, args.password_stdin)?;
+            let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.set_password_hash(&actor, user.id, &hash).await?;
+            println!("password changed for {}; their sessions have ended", user.username);
+        }
+    }
+    Ok(())
+}
+
+async fn token_command(config: &Config, cmd: TokenCommand) -> Result<()> {
+    let store = connect(config).await?;
+    let actor = Actor::system("cli");
+    match cmd {
+        TokenCommand::Issue(args) => {
+            let user = store
+                .user_by_username(&args.user.trim().to_ascii_lowercase())
+                .await
+                .map_err(|_| anyhow::anyhow!("no user named {:?}; list users with `irflow user list`", args.user))?;
+            let token = auth::new_secret("irf_");
+            let id = store
+                .issue_api_token(&actor, user.id, &auth::secret_hash(&token), args.label.as_deref().unwrap_or("api"))
+                .await?;
+            println!("{token}");
+            eprintln!("token {id} issued for {}; it is shown once, store it safely. Revoke with `irflow token revoke --id {id}`.", user.username);
+        }
+        TokenCommand::List => {
+            for t in store.list_api_tokens().await? {
+                println!(
+                    "{:<6} {:<20} {:<20} issued {} {}",
+                    t.id,
+                    t.username,
+                    t.label,
+                    t.created_at,
+                    match t.revoked_at {
+                        Some(r) => format!("revoked {r}"),
+                        None => "active".to_owned(),
+                    }
+                );
+            }
+        }
+        TokenCommand::Revoke(args) => {
+            store
+                .revoke_api_token(&actor, args.id)
+                .await
+                .map_err(|_| anyhow::anyhow!("no active token with id {}", args.id))?;
+            println!("token {} revoked", args.id);
+        }
+    }
+    std::io::stdout().flush()?;
+    Ok(())
+}

@@ -28,8 +28,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             match command {
                 Command::Serve(_) => serve(&config).await,
                 Command::Migrate => {
-                    let store = connect(&config).await?;
-                    let applied = store.migrate().await?;
+                    let url = config.effective_database_url()?;
+                    let store = Store::connect(&url)
+                        .await
+                        .with_context(|| format!("database {}", redact_url(&url)))?;
+                    let applied = store.migrate().await.context("could not migrate the database")?;
                     if applied.is_empty() {
                         println!("database is up to date");
                     } else {

@@ -154,7 +154,9 @@ impl FromStr for CaseState {
         CaseState::ALL
             .into_iter()
             .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownState { given: s.to_owned() })
+            .ok_or_else(|| UnknownState {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -406,7 +408,9 @@ impl FromStr for Action {
         Action::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownAction { given: s.to_owned() })
+            .ok_or_else(|| UnknownAction {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -597,7 +601,11 @@ mod tests {
 
     fn request(action: Action) -> TransitionRequest {
         let r = TransitionRequest::new(action);
-        if action.requires_reason() { r.because("test reason") } else { r }
+        if action.requires_reason() {
+            r.because("test reason")
+        } else {
+            r
+        }
     }
 
     #[test]
@@ -615,8 +623,14 @@ mod tests {
         ];
         let mut state = CaseState::Referred;
         for action in path {
-            let event = decide(state, &request(action), &actor(some_role(action)), now(), today())
-                .expect("happy path step");
+            let event = decide(
+                state,
+                &request(action),
+                &actor(some_role(action)),
+                now(),
+                today(),
+            )
+            .expect("happy path step");
             state = event.to;
         }
         assert_eq!(state, CaseState::FollowedUp);
@@ -667,7 +681,10 @@ mod tests {
             today(),
         )
         .expect_err("closed");
-        assert!(closed.to_string().contains("the case is closed"), "{closed}");
+        assert!(
+            closed.to_string().contains("the case is closed"),
+            "{closed}"
+        );
     }
 
     #[test]

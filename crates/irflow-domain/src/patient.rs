@@ -38,9 +38,13 @@ impl Mrn {
     /// Parses an MRN (trimmed; letters are uppercased so matching is stable).
     pub fn parse(raw: &str) -> Result<Self, PatientError> {
         let s = raw.trim().to_ascii_uppercase();
-        let ok = (1..=32).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        if ok { Ok(Self(s)) } else { Err(PatientError::Mrn) }
+        let ok =
+            (1..=32).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(PatientError::Mrn)
+        }
     }
 
     /// The MRN as stored.
@@ -67,7 +71,11 @@ fn clean_name_part(raw: &str, which: &'static str) -> Result<String, PatientErro
     let ok = !collapsed.is_empty()
         && collapsed.chars().count() <= 100
         && !collapsed.chars().any(char::is_control);
-    if ok { Ok(collapsed) } else { Err(PatientError::Name(which)) }
+    if ok {
+        Ok(collapsed)
+    } else {
+        Err(PatientError::Name(which))
+    }
 }
 
 impl PersonName {
@@ -124,8 +132,13 @@ impl Phone {
         let digits = s.chars().filter(char::is_ascii_digit).count();
         let ok = (7..=15).contains(&digits)
             && s.len() <= 32
-            && s.chars().all(|c| c.is_ascii_digit() || " +-.()".contains(c));
-        if ok { Ok(Self(s)) } else { Err(PatientError::Phone) }
+            && s.chars()
+                .all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(PatientError::Phone)
+        }
     }
 
     /// The number as given (white space collapsed).
@@ -149,7 +162,9 @@ impl Email {
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c));
         if ok {
             Ok(Self(format!("{local}@{}", domain.to_ascii_lowercase())))
         } else {
@@ -223,7 +238,10 @@ mod tests {
 
     #[test]
     fn mrns() {
-        assert_eq!(Mrn::parse(" mgh-00123 ").map(|m| m.0), Ok("MGH-00123".into()));
+        assert_eq!(
+            Mrn::parse(" mgh-00123 ").map(|m| m.0),
+            Ok("MGH-00123".into())
+        );
         assert!(Mrn::parse("").is_err());
         assert!(Mrn::parse("12 34").is_err());
         assert!(Mrn::parse("'; drop table").is_err());
@@ -233,18 +251,36 @@ mod tests {
     fn names() {
         let n = PersonName::parse("  de  la Cruz ", "Ana María").expect("valid");
         assert_eq!(n.sortable(), "de la Cruz, Ana María");
-        assert_eq!(PersonName::parse("", "A"), Err(PatientError::Name("family")));
-        assert_eq!(PersonName::parse("A", "\u{7}"), Err(PatientError::Name("given")));
+        assert_eq!(
+            PersonName::parse("", "A"),
+            Err(PatientError::Name("family"))
+        );
+        assert_eq!(
+            PersonName::parse("A", "\u{7}"),
+            Err(PatientError::Name("given"))
+        );
     }
 
     #[test]
     fn dates_of_birth() {
         let today = jiff::civil::date(2026, 11, 26);
         assert!(parse_date_of_birth("1961-04-09", today).is_ok());
-        assert_eq!(parse_date_of_birth("09/04/1961", today), Err(PatientError::DateOfBirthFormat));
-        assert_eq!(parse_date_of_birth("2027-01-01", today), Err(PatientError::DateOfBirthRange));
-        assert_eq!(parse_date_of_birth("1899-12-31", today), Err(PatientError::DateOfBirthRange));
-        assert_eq!(parse_date_of_birth("2026-02-30", today), Err(PatientError::DateOfBirthFormat));
+        assert_eq!(
+            parse_date_of_birth("09/04/1961", today),
+            Err(PatientError::DateOfBirthFormat)
+        );
+        assert_eq!(
+            parse_date_of_birth("2027-01-01", today),
+            Err(PatientError::DateOfBirthRange)
+        );
+        assert_eq!(
+            parse_date_of_birth("1899-12-31", today),
+            Err(PatientError::DateOfBirthRange)
+        );
+        assert_eq!(
+            parse_date_of_birth("2026-02-30", today),
+            Err(PatientError::DateOfBirthFormat)
+        );
     }
 
     #[test]
@@ -253,8 +289,13 @@ mod tests {
         assert!(Phone::parse("+1 (617) 726 6773").is_ok());
         assert!(Phone::parse("12345").is_err());
         assert!(Phone::parse("617-CALL-NOW").is_err());
-        assert_eq!(Email::parse("A.B@Example.ORG").map(|e| e.0), Ok("A.B@example.org".into()));
-        for bad in ["", "no-at", "a@b", "a@@b.c", "a b@c.d", "@c.d", "a@.c", "a@c."] {
+        assert_eq!(
+            Email::parse("A.B@Example.ORG").map(|e| e.0),
+            Ok("A.B@example.org".into())
+        );
+        for bad in [
+            "", "no-at", "a@b", "a@@b.c", "a b@c.d", "@c.d", "a@.c", "a@c.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(LanguageTag::parse("ES").map(|l| l.0), Ok("es".into()));

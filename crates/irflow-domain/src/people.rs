@@ -84,7 +84,9 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| UnknownRole { given: s.to_owned() })
+            .ok_or_else(|| UnknownRole {
+                given: s.to_owned(),
+            })
     }
 }
 
@@ -104,7 +106,11 @@ impl Username {
         let ok = (2..=64).contains(&s.len())
             && s.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
-        if ok { Ok(Self(s)) } else { Err(InvalidUsername) }
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidUsername)
+        }
     }
 
     /// The normalised name.
@@ -165,7 +171,10 @@ mod tests {
 
     #[test]
     fn usernames_are_normalised_and_checked() {
-        assert_eq!(Username::parse(" Dr.Smith ").map(|u| u.0), Ok("dr.smith".into()));
+        assert_eq!(
+            Username::parse(" Dr.Smith ").map(|u| u.0),
+            Ok("dr.smith".into())
+        );
         assert!(Username::parse("a").is_err());
         assert!(Username::parse("has space").is_err());
         assert!(Username::parse("semi;colon").is_err());

@@ -61,7 +61,9 @@ pub async fn openapi() -> impl IntoResponse {
 
 /// Any unknown `/api/v1/...` path: a JSON 404, not an HTML page.
 pub async fn no_such_route() -> ApiError {
-    ApiError(AppError::NotFound("no such API endpoint; see /api/v1/openapi.json".to_owned()))
+    ApiError(AppError::NotFound(
+        "no such API endpoint; see /api/v1/openapi.json".to_owned(),
+    ))
 }
 
 #[derive(Debug, Serialize)]
@@ -100,7 +102,9 @@ fn parse_limit(raw: Option<&str>, max: u32) -> Result<Option<u32>, AppError> {
         l.parse::<u32>()
             .ok()
             .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| AppError::BadRequest(format!("limit must be a whole number from 1 to {max}")))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!("limit must be a whole number from 1 to {max}"))
+            })
     })
     .transpose()
 }
@@ -193,7 +197,11 @@ pub(crate) fn parse_case_id(raw: &str) -> Result<CaseId, AppError> {
         .ok()
         .filter(|n| *n > 0)
         .map(CaseId::new)
-        .ok_or_else(|| AppError::BadRequest(format!("case id must be a positive whole number, not {raw:?}")))
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "case id must be a positive whole number, not {raw:?}"
+            ))
+        })
 }
 
 /// One case with its patient, timeline and the caller's possible actions.
@@ -245,8 +253,9 @@ pub async fn transition_case(
         .deferred_until
         .as_deref()
         .map(|d| {
-            d.parse::<jiff::civil::Date>()
-                .map_err(|_| AppError::BadRequest("deferred_until must be a date written YYYY-MM-DD".to_owned()))
+            d.parse::<jiff::civil::Date>().map_err(|_| {
+                AppError::BadRequest("deferred_until must be a date written YYYY-MM-DD".to_owned())
+            })
         })
         .transpose()?;
     let request = TransitionRequest {
@@ -289,7 +298,10 @@ pub struct AuditQuery {
 }
 
 fn non_empty(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    s.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// Parses an instant given as RFC 3339, or a date (midnight at the site).
@@ -327,8 +339,9 @@ impl AuditQuery {
                 .transpose()?,
             before_id: non_empty(&self.before_id)
                 .map(|s| {
-                    s.parse::<i64>()
-                        .map_err(|_| AppError::BadRequest("before_id must be a whole number".to_owned()))
+                    s.parse::<i64>().map_err(|_| {
+                        AppError::BadRequest("before_id must be a whole number".to_owned())
+                    })
                 })
                 .transpose()?,
             limit: parse_limit(non_empty(&self.limit).as_deref(), 500)?,
@@ -365,7 +378,9 @@ pub async fn list_audit(
     let filter = query.to_filter(tz)?;
     let limit = filter.limit.unwrap_or(100) as usize;
     let events = state.store().list_audit(&caller.actor(), &filter).await?;
-    let next = (events.len() == limit).then(|| events.last().map(|e| e.id)).flatten();
+    let next = (events.len() == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
     Ok(Json(json!({
         "events": events.iter().map(|e| audit_json(e, tz)).collect::<Vec<_>>(),
         "next_before_id": next,

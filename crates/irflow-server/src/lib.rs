@@ -4,8 +4,8 @@
 //! The app is a library with one seam, [`serve`], that takes an already-bound
 //! listener, so tests run the real app on port 0.
 
-pub mod auth;
 mod api;
+pub mod auth;
 mod error;
 mod observe;
 mod pages;
@@ -107,7 +107,9 @@ impl AppState {
 
     /// Today's date at the site.
     pub fn today(&self) -> jiff::civil::Date {
-        jiff::Timestamp::now().to_zoned_datetime(self.time_zone().clone()).date()
+        jiff::Timestamp::now()
+            .to_zoned_datetime(self.time_zone().clone())
+            .date()
     }
 }
 

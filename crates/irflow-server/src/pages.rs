@@ -9,13 +9,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use irflow_domain::pathway::TransitionRequest;
 use irflow_domain::{Action, CaseState, Role};
-use irflow_store::{AuditEvent, AuditOutcome, CaseDetail, CaseFilter, CaseSummary, NewAuditEvent, UserRecord};
+use irflow_store::{
+    AuditEvent, AuditOutcome, CaseDetail, CaseFilter, CaseSummary, NewAuditEvent, UserRecord,
+};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use crate::api::{AuditQuery, parse_case_id};
 use crate::auth::{constant_time_eq, decoy_hash, new_secret, secret_hash, verify_password};
-use crate::session::{ClientAddress, SignedIn, cookie, login_cookie_name, read_cookie, session_cookie_name};
+use crate::session::{
+    ClientAddress, SignedIn, cookie, login_cookie_name, read_cookie, session_cookie_name,
+};
 use crate::views::{self, local_time};
 use crate::{AppError, AppState};
 
@@ -121,13 +125,20 @@ fn html_escape(s: &str) -> String {
 
 /// Unknown paths.
 pub async fn not_found(State(state): State<AppState>) -> Response {
-    error_page(&state, None, &AppError::NotFound("there is no page at this address".to_owned()))
+    error_page(
+        &state,
+        None,
+        &AppError::NotFound("there is no page at this address".to_owned()),
+    )
 }
 
 /// Static assets, compiled into the binary (no CDN, nothing fetched at run time).
 pub async fn static_file(Path(file): Path<String>) -> Response {
     let (body, content_type): (&'static [u8], &str) = match file.as_str() {
-        "htmx-2.0.11.min.js" => (include_bytes!("../static/htmx-2.0.11.min.js"), "text/javascript"),
+        "htmx-2.0.11.min.js" => (
+            include_bytes!("../static/htmx-2.0.11.min.js"),
+            "text/javascript",
+        ),
         "app.css" => (include_bytes!("../static/app.css"), "text/css"),
         "app.js" => (include_bytes!("../static/app.js"), "text/javascript"),
         "favicon.svg" => (include_bytes!("../static/favicon.svg"), "image/svg+xml"),
@@ -234,7 +245,8 @@ pub async fn login_submit(
         };
         login_response(&state, page, status)
     };
-    let expected = read_cookie(&headers, login_cookie_name(config.cookie_secure)).unwrap_or_default();
+    let expected =
+        read_cookie(&headers, login_cookie_name(config.cookie_secure)).unwrap_or_default();
     if expected.is_empty() || !constant_time_eq(expected, &form.csrf) {
         return retry(
             "Your sign-in form had expired. Please sign in again.".to_owned(),
@@ -242,20 +254,31 @@ pub async fn login_submit(
         );
     }
     if username.is_empty() || form.password.is_empty() {
-        return retry("Enter your username and password.".to_owned(), StatusCode::UNPROCESSABLE_ENTITY);
+        return retry(
+            "Enter your username and password.".to_owned(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        );
     }
     let store = state.store();
     let now = Timestamp::now();
     let window = now - SignedDuration::from_mins(15);
-    let (by_user, by_client) = match store.recent_login_failures(&username, &client, window).await {
+    let (by_user, by_client) = match store
+        .recent_login_failures(&username, &client, window)
+        .await
+    {
         Ok(counts) => counts,
         Err(e) => return error_page(&state, None, &e.into()),
     };
     if by_user >= config.login_failures_per_user || by_client >= config.login_failures_per_client {
         let event = NewAuditEvent {
             client: Some(client.clone()),
-            ..NewAuditEvent::new(&anonymous(&username), "sign_in", "session", AuditOutcome::Denied)
-                .detail("rate limited")
+            ..NewAuditEvent::new(
+                &anonymous(&username),
+                "sign_in",
+                "session",
+                AuditOutcome::Denied,
+            )
+            .detail("rate limited")
         };
         if let Err(e) = store.record_audit(event).await {
             return error_page(&state, None, &e.into());
@@ -279,18 +302,26 @@ pub async fn login_submit(
         }
         None => {
             // Same work for an unknown name, so timing does not reveal which names exist.
-            let _ = tokio::task::spawn_blocking(move || verify_password(&password, decoy_hash())).await;
+            let _ =
+                tokio::task::spawn_blocking(move || verify_password(&password, decoy_hash())).await;
             (None, false)
         }
     };
     let user = match user {
         Some(u) if ok && u.active => u,
         _ => {
-            let recorded = store.record_login_attempt(&username, &client, false, now).await;
+            let recorded = store
+                .record_login_attempt(&username, &client, false, now)
+                .await;
             let event = NewAuditEvent {
                 client: Some(client.clone()),
-                ..NewAuditEvent::new(&anonymous(&username), "sign_in", "session", AuditOutcome::Denied)
-                    .detail("wrong username or password")
+                ..NewAuditEvent::new(
+                    &anonymous(&username),
+                    "sign_in",
+                    "session",
+                    AuditOutcome::Denied,
+                )
+                .detail("wrong username or password")
             };
             if let Err(e) = recorded.and(store.record_audit(event).await) {
                 return error_page(&state, None, &e.into());
@@ -305,8 +336,12 @@ pub async fn login_submit(
     let csrf = new_secret("");
     let expires = now + SignedDuration::from_hours(config.session_max_hours);
     let started = async {
-        store.record_login_attempt(&username, &client, true, now).await?;
-        store.create_session(user.id, &secret_hash(&token), &csrf, now, expires).await?;
+        store
+            .record_login_attempt(&username, &client, true, now)
+            .await?;
+        store
+            .create_session(user.id, &secret_hash(&token), &csrf, now, expires)
+            .await?;
         store
             .record_audit(NewAuditEvent {
                 client: Some(client.clone()),
@@ -333,7 +368,11 @@ pub async fn login_submit(
 
 fn anonymous(username: &str) -> irflow_domain::Actor {
     let mut a = irflow_domain::Actor::system("anonymous");
-    a.username = if username.is_empty() { "anonymous".to_owned() } else { format!("unverified:{username}") };
+    a.username = if username.is_empty() {
+        "anonymous".to_owned()
+    } else {
+        format!("unverified:{username}")
+    };
     a
 }
 
@@ -345,15 +384,20 @@ pub struct CsrfForm {
 }
 
 /// Signs out: ends the server-side session and clears the cookie.
-pub async fn logout(State(state): State<AppState>, who: SignedIn, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    who: SignedIn,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if !constant_time_eq(&who.csrf, &form.csrf) {
         return error_page(&state, Some(&who), &forged());
     }
     let secure = state.config().cookie_secure;
-    if let Some(token) = read_cookie(&headers, session_cookie_name(secure)) {
-        if let Err(e) = state.store().delete_session(&secret_hash(token)).await {
-            return error_page(&state, Some(&who), &e.into());
-        }
+    if let Some(token) = read_cookie(&headers, session_cookie_name(secure))
+        && let Err(e) = state.store().delete_session(&secret_hash(token)).await
+    {
+        return error_page(&state, Some(&who), &e.into());
     }
     let event = NewAuditEvent {
         client: Some(who.client.clone()),
@@ -439,13 +483,33 @@ fn case_row(c: &CaseSummary, state: &AppState) -> CaseRow {
 }
 
 /// The worklist: cases grouped by pathway state. Referrers see only their own.
-pub async fn worklist(State(state): State<AppState>, who: SignedIn, Query(q): Query<WorklistQuery>) -> Response {
-    let filter = match q.state.as_deref().filter(|s| !s.is_empty()).map(str::parse::<CaseState>).transpose() {
+pub async fn worklist(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<WorklistQuery>,
+) -> Response {
+    let filter = match q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<CaseState>)
+        .transpose()
+    {
         Ok(f) => f,
         Err(e) => return error_page(&state, Some(&who), &AppError::BadRequest(e.to_string())),
     };
     let show_closed = q.closed.is_some() || filter.is_some_and(CaseState::is_closed);
-    let all = match state.store().list_cases(&who.actor(), &CaseFilter { state: None, limit: Some(1000) }).await {
+    let all = match state
+        .store()
+        .list_cases(
+            &who.actor(),
+            &CaseFilter {
+                state: None,
+                limit: Some(1000),
+            },
+        )
+        .await
+    {
         Ok(all) => all,
         Err(e) => return error_page(&state, Some(&who), &e.into()),
     };
@@ -461,7 +525,11 @@ pub async fn worklist(State(state): State<AppState>, who: SignedIn, Query(q): Qu
         .filter(|s| filter.map_or(show_closed || !s.is_closed(), |f| f == *s))
         .map(|s| StateGroup {
             state: s,
-            cases: all.iter().filter(|c| c.state == s).map(|c| case_row(c, &state)).collect(),
+            cases: all
+                .iter()
+                .filter(|c| c.state == s)
+                .map(|c| case_row(c, &state))
+                .collect(),
         })
         .filter(|g| !g.cases.is_empty())
         .collect();
@@ -469,7 +537,11 @@ pub async fn worklist(State(state): State<AppState>, who: SignedIn, Query(q): Qu
     let is_referrer = who.user.role == Role::Referrer;
     let page = WorklistPage {
         chrome: Chrome::new(&state, Some(&who), "cases"),
-        heading: if is_referrer { "My referrals" } else { "Worklist" },
+        heading: if is_referrer {
+            "My referrals"
+        } else {
+            "Worklist"
+        },
         chips,
         groups,
         total,
@@ -541,7 +613,13 @@ pub struct CaseQuery {
     done: Option<String>,
 }
 
-fn case_page_for(state: &AppState, who: &SignedIn, d: &CaseDetail, done: Option<String>, error: Option<FormError>) -> CasePage {
+fn case_page_for(
+    state: &AppState,
+    who: &SignedIn,
+    d: &CaseDetail,
+    done: Option<String>,
+    error: Option<FormError>,
+) -> CasePage {
     let tz = state.time_zone();
     let c = &d.case;
     CasePage {
@@ -551,11 +629,23 @@ fn case_page_for(state: &AppState, who: &SignedIn, d: &CaseDetail, done: Option<
         state: c.state,
         version: c.version,
         patient_name: c.patient_name(),
-        mrn: d.patient.mrn.clone().unwrap_or_else(|| "not recorded".to_owned()),
+        mrn: d
+            .patient
+            .mrn
+            .clone()
+            .unwrap_or_else(|| "not recorded".to_owned()),
         date_of_birth: d.patient.date_of_birth.to_string(),
         age: views::patient_age(d, state.today()),
-        phone: d.patient.phone.clone().unwrap_or_else(|| "not recorded".to_owned()),
-        email: d.patient.email.clone().unwrap_or_else(|| "not recorded".to_owned()),
+        phone: d
+            .patient
+            .phone
+            .clone()
+            .unwrap_or_else(|| "not recorded".to_owned()),
+        email: d
+            .patient
+            .email
+            .clone()
+            .unwrap_or_else(|| "not recorded".to_owned()),
         language: language_name(&d.patient.preferred_language),
         procedure: format!("{} · CPT {}", c.procedure_name, c.procedure_code),
         referrer: match &c.referrer_organization {
@@ -625,7 +715,12 @@ fn case_error(e: irflow_store::StoreError) -> AppError {
 }
 
 /// One case: patient, referral, the actions this user may take, and the timeline.
-pub async fn case_page(State(state): State<AppState>, who: SignedIn, Path(id): Path<String>, Query(q): Query<CaseQuery>) -> Response {
+pub async fn case_page(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    Query(q): Query<CaseQuery>,
+) -> Response {
     let id = match parse_case_id(&id) {
         Ok(id) => id,
         Err(e) => return error_page(&state, Some(&who), &e),
@@ -672,12 +767,22 @@ pub async fn case_transition(
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     let Ok(action) = form.action.parse::<Action>() else {
-        return error_page(&state, Some(&who), &AppError::BadRequest(format!("unknown action {:?}", form.action)));
+        return error_page(
+            &state,
+            Some(&who),
+            &AppError::BadRequest(format!("unknown action {:?}", form.action)),
+        );
     };
     let date = form.deferred_until.trim();
-    let parsed_date = if date.is_empty() { Ok(None) } else { date.parse::<jiff::civil::Date>().map(Some) };
+    let parsed_date = if date.is_empty() {
+        Ok(None)
+    } else {
+        date.parse::<jiff::civil::Date>().map(Some)
+    };
     let result = match parsed_date {
-        Err(_) => Err(AppError::Invalid("the date must be written YYYY-MM-DD".to_owned())),
+        Err(_) => Err(AppError::Invalid(
+            "the date must be written YYYY-MM-DD".to_owned(),
+        )),
         Ok(deferred_until) => {
             let request = TransitionRequest {
                 action,
@@ -686,14 +791,23 @@ pub async fn case_transition(
             };
             state
                 .store()
-                .transition_case(&who.actor(), id, &request, form.version, Timestamp::now(), state.today())
+                .transition_case(
+                    &who.actor(),
+                    id,
+                    &request,
+                    form.version,
+                    Timestamp::now(),
+                    state.today(),
+                )
                 .await
                 .map_err(case_error)
         }
     };
     match result {
         Ok(_) => Redirect::to(&format!("/cases/{id}?done={action}")).into_response(),
-        Err(e @ (AppError::NotFound(_) | AppError::Internal(_))) => error_page(&state, Some(&who), &e),
+        Err(e @ (AppError::NotFound(_) | AppError::Internal(_))) => {
+            error_page(&state, Some(&who), &e)
+        }
         Err(e) => {
             // Show the case again, the message beside the form, the typed text kept.
             match state.store().case_detail(&who.actor(), id).await {
@@ -704,7 +818,10 @@ pub async fn case_transition(
                         reason: form.reason,
                         deferred_until: form.deferred_until,
                     };
-                    render(&case_page_for(&state, &who, &d, None, Some(error)), e.status())
+                    render(
+                        &case_page_for(&state, &who, &d, None, Some(error)),
+                        e.status(),
+                    )
                 }
                 Err(e2) => error_page(&state, Some(&who), &case_error(e2)),
             }
@@ -770,7 +887,13 @@ fn query_string(q: &AuditQuery, before_id: i64) -> String {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             let enc: String = v
                 .bytes()
-                .map(|b| if b.is_ascii_alphanumeric() || b"-_.:".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.:".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
                 .collect();
             parts.push(format!("{k}={enc}"));
         }
@@ -779,7 +902,11 @@ fn query_string(q: &AuditQuery, before_id: i64) -> String {
 }
 
 /// The audit log with filters (administrators only).
-pub async fn audit_page(State(state): State<AppState>, who: SignedIn, Query(q): Query<AuditQuery>) -> Response {
+pub async fn audit_page(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Query(q): Query<AuditQuery>,
+) -> Response {
     let filter = match q.to_filter(state.time_zone()) {
         Ok(f) => f,
         Err(e) => {
@@ -831,10 +958,20 @@ pub async fn users_page(State(state): State<AppState>, who: SignedIn) -> Respons
         if let Err(e) = state.store().record_audit(event).await {
             return error_page(&state, Some(&who), &e.into());
         }
-        return error_page(&state, Some(&who), &AppError::Forbidden("only administrators manage users".to_owned()));
+        return error_page(
+            &state,
+            Some(&who),
+            &AppError::Forbidden("only administrators manage users".to_owned()),
+        );
     }
     match state.store().list_users().await {
-        Ok(users) => render(&UsersPage { chrome: Chrome::new(&state, Some(&who), "users"), users }, StatusCode::OK),
+        Ok(users) => render(
+            &UsersPage {
+                chrome: Chrome::new(&state, Some(&who), "users"),
+                users,
+            },
+            StatusCode::OK,
+        ),
         Err(e) => error_page(&state, Some(&who), &e.into()),
     }
 }

@@ -18,12 +18,20 @@ use crate::{AppError, AppState, api, auth};
 /// The session cookie's name: `__Host-` prefixed when cookies are `Secure`, which
 /// binds it to this exact origin.
 pub fn session_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-irflow_session" } else { "irflow_session" }
+    if secure {
+        "__Host-irflow_session"
+    } else {
+        "irflow_session"
+    }
 }
 
 /// The pre-sign-in anti-forgery cookie's name.
 pub fn login_cookie_name(secure: bool) -> &'static str {
-    if secure { "__Host-irflow_login" } else { "irflow_login" }
+    if secure {
+        "__Host-irflow_login"
+    } else {
+        "irflow_login"
+    }
 }
 
 /// A `Set-Cookie` value with our standard flags.
@@ -125,7 +133,10 @@ fn urlencode(s: &str) -> String {
 impl FromRequestParts<AppState> for SignedIn {
     type Rejection = PageRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let client = client_address(parts);
         let config = state.config();
         let cookie_name = session_cookie_name(config.cookie_secure);
@@ -153,7 +164,11 @@ impl FromRequestParts<AppState> for SignedIn {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
-        Err(PageRejection::SignIn(if parts.method == Method::GET { next } else { "/".to_owned() }))
+        Err(PageRejection::SignIn(if parts.method == Method::GET {
+            next
+        } else {
+            "/".to_owned()
+        }))
     }
 }
 
@@ -174,13 +189,19 @@ impl ApiCaller {
 impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = api::ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let client = client_address(parts);
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         if let Some(token) = token {
             let user = state
@@ -220,8 +241,13 @@ async fn audit_anonymous(state: &AppState, parts: &Parts, client: &str) {
         (Method::GET, None) => "list",
         _ => "write",
     };
-    let mut event = NewAuditEvent::new(&Actor::system("anonymous"), action, entity_type, AuditOutcome::Denied)
-        .detail("not signed in");
+    let mut event = NewAuditEvent::new(
+        &Actor::system("anonymous"),
+        action,
+        entity_type,
+        AuditOutcome::Denied,
+    )
+    .detail("not signed in");
     event.actor.username = "anonymous".to_owned();
     event.entity_id = entity_id;
     event.client = Some(client.to_owned());
@@ -234,7 +260,10 @@ async fn audit_anonymous(state: &AppState, parts: &Parts, client: &str) {
 /// (`Sec-Fetch-Site: cross-site`) or whose `Origin` is not this host. Forms also
 /// carry a per-session token, checked by each handler; this is the outer wall.
 pub async fn reject_cross_site_writes(request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if !safe && is_cross_site(request.headers()) {
         return (
             StatusCode::FORBIDDEN,
@@ -272,25 +301,51 @@ mod tests {
     #[test]
     fn cross_site_detection() {
         let mut h = HeaderMap::new();
-        h.insert(header::HOST, "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::HOST,
+            "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!()),
+        );
         assert!(!is_cross_site(&h));
-        h.insert(header::ORIGIN, "http://127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::ORIGIN,
+            "http://127.0.0.1:8080"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
         assert!(!is_cross_site(&h));
-        h.insert(header::ORIGIN, "http://evil.example".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::ORIGIN,
+            "http://evil.example"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
         assert!(is_cross_site(&h));
         h.remove(header::ORIGIN);
-        h.insert("sec-fetch-site", "cross-site".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            "sec-fetch-site",
+            "cross-site".parse().unwrap_or_else(|_| unreachable!()),
+        );
         assert!(is_cross_site(&h));
     }
 
     #[test]
     fn cookies_are_read_and_flagged() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; irflow_session=xyz; b=2".parse().unwrap_or_else(|_| unreachable!()));
+        h.insert(
+            header::COOKIE,
+            "a=1; irflow_session=xyz; b=2"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+        );
         assert_eq!(read_cookie(&h, "irflow_session"), Some("xyz"));
         assert_eq!(read_cookie(&h, "missing"), None);
         let c = cookie("__Host-irflow_session", "v", true, None);
-        assert!(c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax") && c.contains("Path=/"));
+        assert!(
+            c.contains("HttpOnly")
+                && c.contains("Secure")
+                && c.contains("SameSite=Lax")
+                && c.contains("Path=/")
+        );
         assert_eq!(urlencode("/cases?state=a b"), "/cases%3Fstate%3Da%20b");
     }
 }

@@ -8,12 +8,16 @@ use jiff::tz::TimeZone;
 
 /// "2026-11-26 09:14 EST": local to the site, with the zone.
 pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%d %H:%M %Z").to_string()
+    t.to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%d %H:%M %Z")
+        .to_string()
 }
 
 /// RFC 3339 with the site's offset, for machines.
 pub fn rfc3339_local(t: Timestamp, tz: &TimeZone) -> String {
-    t.to_zoned_datetime(tz.clone()).strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    t.to_zoned_datetime(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
 }
 
 /// Whole years between a date of birth and a date.
@@ -27,7 +31,10 @@ pub fn age_on(date_of_birth: Date, on: Date) -> i16 {
 
 /// The actions a role may take on a case in its current state.
 pub fn actions_for(state: CaseState, role: Role) -> Vec<Action> {
-    state.available_actions().filter(|a| a.permits(role)).collect()
+    state
+        .available_actions()
+        .filter(|a| a.permits(role))
+        .collect()
 }
 
 /// A timeline entry's headline.

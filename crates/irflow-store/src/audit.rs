@@ -60,7 +60,9 @@ impl std::str::FromStr for AuditOutcome {
             .into_iter()
             .find(|o| o.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown outcome {s:?}: expected success, denied, not_found, invalid or error")
+                format!(
+                    "unknown outcome {s:?}: expected success, denied, not_found, invalid or error"
+                )
             })
     }
 }
@@ -206,9 +208,16 @@ impl Store {
     /// Reads the audit log, newest first. Only admins may; the read is itself audited.
     pub async fn list_audit(&self, actor: &Actor, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         if actor.role != Some(Role::Admin) && actor.user_id.is_some() {
-            self.record_audit(NewAuditEvent::new(actor, "list", "audit_log", AuditOutcome::Denied))
-                .await?;
-            return Err(StoreError::Denied("only administrators may read the audit log"));
+            self.record_audit(NewAuditEvent::new(
+                actor,
+                "list",
+                "audit_log",
+                AuditOutcome::Denied,
+            ))
+            .await?;
+            return Err(StoreError::Denied(
+                "only administrators may read the audit log",
+            ));
         }
         let limit = i64::from(filter.limit.unwrap_or(100).clamp(1, 500));
         let rows = sqlx::query(self.sql(
@@ -245,7 +254,10 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let events = rows.iter().map(audit_from_row).collect::<Result<Vec<_>>>()?;
+        let events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<Result<Vec<_>>>()?;
         self.record_audit(
             NewAuditEvent::new(actor, "list", "audit_log", AuditOutcome::Success)
                 .detail(format!("{} events", events.len())),

@@ -3,7 +3,7 @@
 //! are confined to the cases they referred by the queries themselves.
 
 use irflow_domain::pathway::{self, TransitionRequest};
-use irflow_domain::{Actor, CaseId, CaseState, NewPatient, PatientId, PathwayEvent, Role, UserId};
+use irflow_domain::{Actor, CaseId, CaseState, NewPatient, PathwayEvent, PatientId, Role, UserId};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use sqlx::Row;
@@ -142,7 +142,9 @@ fn scope_of(actor: &Actor) -> Result<Scope> {
     match (actor.role, actor.user_id) {
         (None, _) => Ok(Scope::All),
         (Some(Role::Referrer), Some(id)) => Ok(Scope::ReferredBy(id)),
-        (Some(Role::Referrer), None) => Err(StoreError::Denied("a referrer must be a signed-in user")),
+        (Some(Role::Referrer), None) => {
+            Err(StoreError::Denied("a referrer must be a signed-in user"))
+        }
         (Some(Role::Admin), _) => Err(StoreError::Denied(
             "administrators configure the department and do not open patient records",
         )),
@@ -252,8 +254,13 @@ impl Store {
     pub async fn create_patient(&self, actor: &Actor, patient: &NewPatient) -> Result<PatientId> {
         let result = self.insert_patient(actor, patient).await;
         if let Err(e) = &result {
-            self.record_audit(NewAuditEvent::new(actor, "create", "patient", outcome_of(e)))
-                .await?;
+            self.record_audit(NewAuditEvent::new(
+                actor,
+                "create",
+                "patient",
+                outcome_of(e),
+            ))
+            .await?;
         }
         result
     }
@@ -311,7 +318,9 @@ impl Store {
     async fn insert_case(&self, actor: &Actor, new: &NewCase, at: Timestamp) -> Result<CaseId> {
         let scope = scope_of(actor)?;
         if !scope.allows(new.referrer) {
-            return Err(StoreError::Denied("a referrer may only refer in their own name"));
+            return Err(StoreError::Denied(
+                "a referrer may only refer in their own name",
+            ));
         }
         let code = new.procedure_code.trim();
         let name = new.procedure_name.trim();
@@ -319,11 +328,12 @@ impl Store {
             return Err(StoreError::Invalid("a procedure is required".to_owned()));
         }
         let mut tx = self.pool.begin().await?;
-        let referrer_role: Option<String> =
-            sqlx::query_scalar(self.sql("SELECT role FROM users WHERE id = ? AND disabled_at IS NULL"))
-                .bind(new.referrer.get())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let referrer_role: Option<String> = sqlx::query_scalar(
+            self.sql("SELECT role FROM users WHERE id = ? AND disabled_at IS NULL"),
+        )
+        .bind(new.referrer.get())
+        .fetch_optional(&mut *tx)
+        .await?;
         if referrer_role.as_deref() != Some(Role::Referrer.as_str()) {
             return Err(StoreError::Invalid(
                 "the referring provider must be an active user with the referrer role".to_owned(),
@@ -383,7 +393,9 @@ impl Store {
             actor,
             "list",
             "case",
-            result.as_ref().map_or_else(outcome_of, |_| AuditOutcome::Success),
+            result
+                .as_ref()
+                .map_or_else(outcome_of, |_| AuditOutcome::Success),
         );
         let detail = match &result {
             Ok(rows) => format!("{detail} results={}", rows.len()),
@@ -396,16 +408,14 @@ impl Store {
     async fn select_cases(&self, actor: &Actor, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
         let scope = scope_of(actor)?;
         let limit = i64::from(filter.limit.unwrap_or(500).clamp(1, 1000));
-        let rows = sqlx::query(self.sql(
-            concat!(
-                case_select!(),
-                "
+        let rows = sqlx::query(self.sql(concat!(
+            case_select!(),
+            "
              WHERE (CAST(? AS TEXT) IS NULL OR c.state = ?)
                AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
              ORDER BY c.updated_at DESC, c.id DESC
              LIMIT ?"
-            ),
-        ))
+        )))
         .bind(filter.state.map(CaseState::as_str))
         .bind(filter.state.map(CaseState::as_str))
         .bind(scope.referrer_filter())
@@ -420,7 +430,9 @@ impl Store {
     /// A case the actor may not see is reported as not found (and audited as denied).
     pub async fn case_detail(&self, actor: &Actor, id: CaseId) -> Result<CaseDetail> {
         let result = self.select_case_detail(actor, id).await;
-        let outcome = result.as_ref().map_or_else(outcome_of, |_| AuditOutcome::Success);
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
         self.record_audit(NewAuditEvent::new(actor, "read", "case", outcome).entity(id))
             .await?;
         result.map_err(hide_denial)
@@ -449,16 +461,22 @@ impl Store {
         Ok(CaseDetail {
             case,
             patient: patient_from_row(&patient)?,
-            timeline: timeline.iter().map(timeline_from_row).collect::<Result<_>>()?,
+            timeline: timeline
+                .iter()
+                .map(timeline_from_row)
+                .collect::<Result<_>>()?,
         })
     }
 
     async fn case_summary(&self, id: CaseId) -> Result<CaseSummary> {
         let row = sqlx::query(self.sql(concat!(case_select!(), " WHERE c.id = ?")))
-        .bind(id.get())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(case_from_row).transpose()?.ok_or(StoreError::NotFound)
+            .bind(id.get())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(case_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound)
     }
 
     /// Moves a case along the pathway: checks the transition in the domain, applies it
@@ -549,7 +567,10 @@ impl Store {
             &mut *tx,
             &NewAuditEvent::new(actor, "transition", "case", AuditOutcome::Success)
                 .entity(id)
-                .detail(format!("action={} {}->{}", event.action, event.from, event.to)),
+                .detail(format!(
+                    "action={} {}->{}",
+                    event.action, event.from, event.to
+                )),
             at,
         )
         .await?;
@@ -566,4 +587,3 @@ fn hide_denial(e: StoreError) -> StoreError {
         other => other,
     }
 }
-

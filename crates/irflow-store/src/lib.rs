@@ -218,7 +218,7 @@ fn numbered_placeholders(query: &str) -> String {
 /// Converts an instant to stored microseconds.
 pub(crate) fn micros(t: Timestamp) -> i64 {
     // i64 microseconds cover years -292277 to 294247; jiff's range is narrower.
-    i64::try_from(t.as_microsecond()).unwrap_or(i64::MAX)
+    t.as_microsecond()
 }
 
 /// Converts stored microseconds back to an instant.

@@ -37,7 +37,9 @@ fn unique_suffix() -> String {
 
 /// Whether the PostgreSQL half of the suite is enabled.
 pub fn postgres_url() -> Option<String> {
-    std::env::var(POSTGRES_ENV).ok().filter(|s| !s.trim().is_empty())
+    std::env::var(POSTGRES_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
 
 impl TestDatabase {
@@ -53,7 +55,11 @@ impl TestDatabase {
                 let path = std::env::temp_dir().join(format!("irflow_test_{}.db", unique_suffix()));
                 let url = format!("sqlite://{}?mode=rwc", path.display());
                 let store = Store::open(&url).await.expect("open SQLite test database");
-                Self { store, url, cleanup: Cleanup::File(path) }
+                Self {
+                    store,
+                    url,
+                    cleanup: Cleanup::File(path),
+                }
             }
             Backend::Postgres => {
                 let admin_url = postgres_url().unwrap_or_else(|| {
@@ -63,15 +69,23 @@ impl TestDatabase {
                 let name = format!("irflow_t_{}", unique_suffix());
                 let mut admin = sqlx::AnyConnection::connect(&admin_url)
                     .await
-                    .unwrap_or_else(|e| panic!("{POSTGRES_ENV}: cannot connect to PostgreSQL: {e}"));
+                    .unwrap_or_else(|e| {
+                        panic!("{POSTGRES_ENV}: cannot connect to PostgreSQL: {e}")
+                    });
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut admin)
                     .await
                     .expect("create PostgreSQL test database");
                 admin.close().await.ok();
                 let url = with_database(&admin_url, &name);
-                let store = Store::open(&url).await.expect("open PostgreSQL test database");
-                Self { store, url, cleanup: Cleanup::Postgres { admin_url, name } }
+                let store = Store::open(&url)
+                    .await
+                    .expect("open PostgreSQL test database");
+                Self {
+                    store,
+                    url,
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
             }
         }
     }

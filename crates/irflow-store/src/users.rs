@@ -371,9 +371,9 @@ impl Store {
     pub async fn revoke_api_token(&self, actor: &Actor, id: i64) -> Result<()> {
         let now = Timestamp::now();
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(self.sql(
-            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-        ))
+        let done = sqlx::query(
+            self.sql("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"),
+        )
         .bind(micros(now))
         .bind(id)
         .execute(&mut *tx)

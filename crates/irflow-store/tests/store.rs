@@ -80,7 +80,10 @@ async fn world(store: &Store) -> World {
 
 async fn open_case(store: &Store, referrer: &UserRecord, family: &str) -> irflow_domain::CaseId {
     let sys = Actor::system("test");
-    let p = store.create_patient(&sys, &patient(None, family)).await.unwrap();
+    let p = store
+        .create_patient(&sys, &patient(None, family))
+        .await
+        .unwrap();
     store
         .create_case(
             &referrer.actor(),
@@ -98,10 +101,16 @@ async fn open_case(store: &Store, referrer: &UserRecord, family: &str) -> irflow
 
 async fn migrations_are_idempotent(db: &TestDatabase) {
     let store = &db.store;
-    assert!(store.migrate().await.unwrap().is_empty(), "second run applies nothing");
+    assert!(
+        store.migrate().await.unwrap().is_empty(),
+        "second run applies nothing"
+    );
     store.ping().await.unwrap();
 }
-on_every_backend!(migrations_are_idempotent_everywhere, migrations_are_idempotent);
+on_every_backend!(
+    migrations_are_idempotent_everywhere,
+    migrations_are_idempotent
+);
 
 async fn users_sessions_and_tokens(db: &TestDatabase) {
     let store = &db.store;
@@ -123,7 +132,13 @@ async fn users_sessions_and_tokens(db: &TestDatabase) {
     let nurse = store.user_by_username("nurse").await.unwrap();
     let now = Timestamp::now();
     store
-        .create_session(nurse.id, "hash-1", "csrf-1", now, now + SignedDuration::from_hours(8))
+        .create_session(
+            nurse.id,
+            "hash-1",
+            "csrf-1",
+            now,
+            now + SignedDuration::from_hours(8),
+        )
         .await
         .unwrap();
     let live = store
@@ -135,33 +150,83 @@ async fn users_sessions_and_tokens(db: &TestDatabase) {
     assert_eq!(live.csrf_token, "csrf-1");
     // Idle too long, or past expiry: gone.
     let later = now + SignedDuration::from_hours(1);
-    assert!(store.live_session("hash-1", later, SignedDuration::from_mins(30)).await.unwrap().is_none());
+    assert!(
+        store
+            .live_session("hash-1", later, SignedDuration::from_mins(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let much_later = now + SignedDuration::from_hours(9);
-    assert!(store.live_session("hash-1", much_later, SignedDuration::from_hours(10)).await.unwrap().is_none());
+    assert!(
+        store
+            .live_session("hash-1", much_later, SignedDuration::from_hours(10))
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.delete_session("hash-1").await.unwrap();
-    assert!(store.live_session("hash-1", now, SignedDuration::from_mins(30)).await.unwrap().is_none());
+    assert!(
+        store
+            .live_session("hash-1", now, SignedDuration::from_mins(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
-    let id = store.issue_api_token(&w.admin, nurse.id, "tok-hash", "ris").await.unwrap();
-    assert_eq!(store.user_for_api_token("tok-hash").await.unwrap().unwrap().id, nurse.id);
+    let id = store
+        .issue_api_token(&w.admin, nurse.id, "tok-hash", "ris")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .user_for_api_token("tok-hash")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        nurse.id
+    );
     store.revoke_api_token(&w.admin, id).await.unwrap();
-    assert!(store.user_for_api_token("tok-hash").await.unwrap().is_none());
-    assert!(matches!(store.revoke_api_token(&w.admin, id).await, Err(StoreError::NotFound)));
+    assert!(
+        store
+            .user_for_api_token("tok-hash")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.revoke_api_token(&w.admin, id).await,
+        Err(StoreError::NotFound)
+    ));
     let listed = store.list_api_tokens().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked_at.is_some());
 
     for _ in 0..3 {
-        store.record_login_attempt("nurse", "10.0.0.1", false, now).await.unwrap();
+        store
+            .record_login_attempt("nurse", "10.0.0.1", false, now)
+            .await
+            .unwrap();
     }
-    store.record_login_attempt("nurse", "10.0.0.1", true, now).await.unwrap();
-    store.record_login_attempt("other", "10.0.0.1", false, now).await.unwrap();
+    store
+        .record_login_attempt("nurse", "10.0.0.1", true, now)
+        .await
+        .unwrap();
+    store
+        .record_login_attempt("other", "10.0.0.1", false, now)
+        .await
+        .unwrap();
     let (by_user, by_client) = store
         .recent_login_failures("nurse", "10.0.0.1", now - SignedDuration::from_mins(15))
         .await
         .unwrap();
     assert_eq!((by_user, by_client), (3, 4));
 }
-on_every_backend!(users_sessions_and_tokens_everywhere, users_sessions_and_tokens);
+on_every_backend!(
+    users_sessions_and_tokens_everywhere,
+    users_sessions_and_tokens
+);
 
 async fn cases_follow_the_pathway_and_keep_a_timeline(db: &TestDatabase) {
     let store = &db.store;
@@ -169,31 +234,62 @@ async fn cases_follow_the_pathway_and_keep_a_timeline(db: &TestDatabase) {
     let case = open_case(store, &w.referrer, "Alvarez").await;
     let accept = TransitionRequest::new(Action::Accept);
     let e = store
-        .transition_case(&w.radiologist, case, &accept, None, Timestamp::now(), today())
+        .transition_case(
+            &w.radiologist,
+            case,
+            &accept,
+            None,
+            Timestamp::now(),
+            today(),
+        )
         .await
         .unwrap();
     assert_eq!((e.from, e.to), (CaseState::Referred, CaseState::Screening));
 
     // An impossible transition is refused with the domain's reason and changes nothing.
     let refused = store
-        .transition_case(&w.nurse, case, &TransitionRequest::new(Action::Discharge), None, Timestamp::now(), today())
+        .transition_case(
+            &w.nurse,
+            case,
+            &TransitionRequest::new(Action::Discharge),
+            None,
+            Timestamp::now(),
+            today(),
+        )
         .await;
     assert!(
-        matches!(refused, Err(StoreError::Transition(TransitionError::NotFromState { .. }))),
+        matches!(
+            refused,
+            Err(StoreError::Transition(TransitionError::NotFromState { .. }))
+        ),
         "{refused:?}"
     );
     let mut defer = TransitionRequest::new(Action::Defer).because("on antibiotics");
     defer.deferred_until = Some(jiff::civil::date(2026, 12, 6));
-    store.transition_case(&w.nurse, case, &defer, None, Timestamp::now(), today()).await.unwrap();
+    store
+        .transition_case(&w.nurse, case, &defer, None, Timestamp::now(), today())
+        .await
+        .unwrap();
 
     let detail = store.case_detail(&w.nurse, case).await.unwrap();
     assert_eq!(detail.case.state, CaseState::Deferred);
-    assert_eq!(detail.case.deferred_until, Some(jiff::civil::date(2026, 12, 6)));
+    assert_eq!(
+        detail.case.deferred_until,
+        Some(jiff::civil::date(2026, 12, 6))
+    );
     assert_eq!(detail.case.version, 3);
-    let steps: Vec<_> = detail.timeline.iter().map(|t| (t.action.as_str(), t.to)).collect();
+    let steps: Vec<_> = detail
+        .timeline
+        .iter()
+        .map(|t| (t.action.as_str(), t.to))
+        .collect();
     assert_eq!(
         steps,
-        [("refer", CaseState::Referred), ("accept", CaseState::Screening), ("defer", CaseState::Deferred)]
+        [
+            ("refer", CaseState::Referred),
+            ("accept", CaseState::Screening),
+            ("defer", CaseState::Deferred)
+        ]
     );
     assert_eq!(detail.timeline[2].reason.as_deref(), Some("on antibiotics"));
     assert_eq!(detail.timeline[2].actor_username, "nurse");
@@ -201,23 +297,47 @@ async fn cases_follow_the_pathway_and_keep_a_timeline(db: &TestDatabase) {
 
     // A stale version is a conflict, not a lost update.
     let stale = store
-        .transition_case(&w.nurse, case, &TransitionRequest::new(Action::MarkReady), Some(2), Timestamp::now(), today())
+        .transition_case(
+            &w.nurse,
+            case,
+            &TransitionRequest::new(Action::MarkReady),
+            Some(2),
+            Timestamp::now(),
+            today(),
+        )
         .await;
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
 
     let deferred = store
-        .list_cases(&w.nurse, &CaseFilter { state: Some(CaseState::Deferred), limit: None })
+        .list_cases(
+            &w.nurse,
+            &CaseFilter {
+                state: Some(CaseState::Deferred),
+                limit: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(deferred.len(), 1);
     assert_eq!(deferred[0].patient_name(), "Alvarez, Pat");
-    assert!(store
-        .list_cases(&w.nurse, &CaseFilter { state: Some(CaseState::Ready), limit: None })
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        store
+            .list_cases(
+                &w.nurse,
+                &CaseFilter {
+                    state: Some(CaseState::Ready),
+                    limit: None
+                }
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
-on_every_backend!(cases_follow_the_pathway_everywhere, cases_follow_the_pathway_and_keep_a_timeline);
+on_every_backend!(
+    cases_follow_the_pathway_everywhere,
+    cases_follow_the_pathway_and_keep_a_timeline
+);
 
 async fn referrers_see_only_their_own_cases(db: &TestDatabase) {
     let store = &db.store;
@@ -228,47 +348,99 @@ async fn referrers_see_only_their_own_cases(db: &TestDatabase) {
     let listed = store.list_cases(&me, &CaseFilter::default()).await.unwrap();
     assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [mine]);
     assert!(store.case_detail(&me, mine).await.is_ok());
-    assert!(matches!(store.case_detail(&me, theirs).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.case_detail(&me, theirs).await,
+        Err(StoreError::NotFound)
+    ));
     // Nor can they move it.
     let cancel = TransitionRequest::new(Action::Cancel).because("mine now");
     assert!(matches!(
-        store.transition_case(&me, theirs, &cancel, None, Timestamp::now(), today()).await,
+        store
+            .transition_case(&me, theirs, &cancel, None, Timestamp::now(), today())
+            .await,
         Err(StoreError::NotFound)
     ));
     // Nor refer in someone else's name.
-    let p = store.create_patient(&me, &patient(None, "X")).await.unwrap();
+    let p = store
+        .create_patient(&me, &patient(None, "X"))
+        .await
+        .unwrap();
     let forged = store
         .create_case(
             &me,
-            &NewCase { patient: p, referrer: w.other_referrer.id, procedure_code: "1".into(), procedure_name: "x".into() },
+            &NewCase {
+                patient: p,
+                referrer: w.other_referrer.id,
+                procedure_code: "1".into(),
+                procedure_name: "x".into(),
+            },
             Timestamp::now(),
         )
         .await;
     assert!(matches!(forged, Err(StoreError::Denied(_))));
     // Staff see both; admins see none.
-    assert_eq!(store.list_cases(&w.nurse, &CaseFilter::default()).await.unwrap().len(), 2);
-    assert!(matches!(store.list_cases(&w.admin, &CaseFilter::default()).await, Err(StoreError::Denied(_))));
+    assert_eq!(
+        store
+            .list_cases(&w.nurse, &CaseFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(matches!(
+        store.list_cases(&w.admin, &CaseFilter::default()).await,
+        Err(StoreError::Denied(_))
+    ));
 
     // The denied read is in the audit log as denied, attributed to the referrer.
     let denied = store
-        .list_audit(&w.admin, &AuditFilter { actor: Some("ref1".into()), outcome: Some(AuditOutcome::Denied), ..Default::default() })
+        .list_audit(
+            &w.admin,
+            &AuditFilter {
+                actor: Some("ref1".into()),
+                outcome: Some(AuditOutcome::Denied),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert!(denied.iter().any(|e| e.action == "read" && e.entity_id.as_deref() == Some(&theirs.to_string())), "{denied:?}");
+    assert!(
+        denied
+            .iter()
+            .any(|e| e.action == "read" && e.entity_id.as_deref() == Some(&theirs.to_string())),
+        "{denied:?}"
+    );
 }
-on_every_backend!(referrers_are_confined_everywhere, referrers_see_only_their_own_cases);
+on_every_backend!(
+    referrers_are_confined_everywhere,
+    referrers_see_only_their_own_cases
+);
 
 async fn patients_are_validated_and_unique_by_mrn(db: &TestDatabase) {
     let store = &db.store;
     let sys = Actor::system("test");
-    store.create_patient(&sys, &patient(Some("MGH-1"), "One")).await.unwrap();
-    let dup = store.create_patient(&sys, &patient(Some("mgh-1"), "Two")).await;
+    store
+        .create_patient(&sys, &patient(Some("MGH-1"), "One"))
+        .await
+        .unwrap();
+    let dup = store
+        .create_patient(&sys, &patient(Some("mgh-1"), "Two"))
+        .await;
     assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
     // Patients without MRN never collide.
-    store.create_patient(&sys, &patient(None, "Three")).await.unwrap();
-    store.create_patient(&sys, &patient(None, "Four")).await.unwrap();
+    store
+        .create_patient(&sys, &patient(None, "Three"))
+        .await
+        .unwrap();
+    store
+        .create_patient(&sys, &patient(None, "Four"))
+        .await
+        .unwrap();
 }
-on_every_backend!(patients_are_unique_by_mrn_everywhere, patients_are_validated_and_unique_by_mrn);
+on_every_backend!(
+    patients_are_unique_by_mrn_everywhere,
+    patients_are_validated_and_unique_by_mrn
+);
 
 async fn audit_log_is_append_only_and_complete(db: &TestDatabase) {
     let store = &db.store;
@@ -276,14 +448,31 @@ async fn audit_log_is_append_only_and_complete(db: &TestDatabase) {
     let case = open_case(store, &w.referrer, "Audited").await;
     store.case_detail(&w.nurse, case).await.unwrap();
     let events = store
-        .list_audit(&w.admin, &AuditFilter { entity_type: Some("case".into()), entity_id: Some(case.to_string()), ..Default::default() })
+        .list_audit(
+            &w.admin,
+            &AuditFilter {
+                entity_type: Some("case".into()),
+                entity_id: Some(case.to_string()),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    let actions: Vec<_> = events.iter().map(|e| (e.action.as_str(), e.actor_username.as_str())).collect();
-    assert_eq!(actions, [("read", "nurse"), ("create", "ref1")], "newest first");
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor_username.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [("read", "nurse"), ("create", "ref1")],
+        "newest first"
+    );
 
     // Non-admins may not read it, and the attempt is itself audited.
-    assert!(matches!(store.list_audit(&w.nurse, &AuditFilter::default()).await, Err(StoreError::Denied(_))));
+    assert!(matches!(
+        store.list_audit(&w.nurse, &AuditFilter::default()).await,
+        Err(StoreError::Denied(_))
+    ));
 
     // The database refuses to change or remove audit rows and timeline rows.
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
@@ -297,17 +486,36 @@ async fn audit_log_is_append_only_and_complete(db: &TestDatabase) {
         assert!(r.is_err(), "{sql} must be refused");
         assert!(r.unwrap_err().to_string().contains("append-only"));
     }
-    let after = store.list_audit(&w.admin, &AuditFilter { limit: Some(500), ..Default::default() }).await.unwrap();
+    let after = store
+        .list_audit(
+            &w.admin,
+            &AuditFilter {
+                limit: Some(500),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(after.len() >= 8);
     // Paging back with before_id.
     let page = store
-        .list_audit(&w.admin, &AuditFilter { before_id: Some(after[1].id), limit: Some(1), ..Default::default() })
+        .list_audit(
+            &w.admin,
+            &AuditFilter {
+                before_id: Some(after[1].id),
+                limit: Some(1),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
     assert!(page[0].id < after[1].id);
 }
-on_every_backend!(audit_log_is_append_only_everywhere, audit_log_is_append_only_and_complete);
+on_every_backend!(
+    audit_log_is_append_only_everywhere,
+    audit_log_is_append_only_and_complete
+);
 
 async fn concurrent_transitions_have_one_winner(db: &TestDatabase) {
     let store = &db.store;
@@ -319,7 +527,14 @@ async fn concurrent_transitions_have_one_winner(db: &TestDatabase) {
         let rad = w.radiologist.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .transition_case(&rad, case, &TransitionRequest::new(Action::Accept), None, Timestamp::now(), today())
+                .transition_case(
+                    &rad,
+                    case,
+                    &TransitionRequest::new(Action::Accept),
+                    None,
+                    Timestamp::now(),
+                    today(),
+                )
                 .await
         }));
     }
@@ -335,4 +550,7 @@ async fn concurrent_transitions_have_one_winner(db: &TestDatabase) {
     let detail = store.case_detail(&w.nurse, case).await.unwrap();
     assert_eq!(detail.timeline.len(), 2, "one refer, one accept");
 }
-on_every_backend!(concurrent_transitions_have_one_winner_everywhere, concurrent_transitions_have_one_winner);
+on_every_backend!(
+    concurrent_transitions_have_one_winner_everywhere,
+    concurrent_transitions_have_one_winner
+);

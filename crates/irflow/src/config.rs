@@ -67,7 +67,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("listen", &self.listen)
             .field("department_name", &self.department_name)
             .field("department_phone", &self.department_phone)
@@ -312,7 +315,9 @@ impl Config {
             bail!("department.name (IRFLOW_DEPARTMENT_NAME) must not be empty");
         }
         if self.department_phone.trim().is_empty() {
-            bail!("department.phone (IRFLOW_DEPARTMENT_PHONE) must not be empty: patients need a number to call");
+            bail!(
+                "department.phone (IRFLOW_DEPARTMENT_PHONE) must not be empty: patients need a number to call"
+            );
         }
         if !(1..=24 * 60).contains(&self.session_idle_minutes) {
             bail!("security.session_idle_minutes must be between 1 and 1440");
@@ -321,10 +326,14 @@ impl Config {
             bail!("security.session_max_hours must be between 1 and 168");
         }
         if self.login_failures_per_user < 1 || self.login_failures_per_client < 1 {
-            bail!("security.login_failures_per_user and login_failures_per_client must be at least 1");
+            bail!(
+                "security.login_failures_per_user and login_failures_per_client must be at least 1"
+            );
         }
         if let Some(url) = &self.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
         {
             bail!(
                 "database URL {:?} is not supported; use postgres://user@host/db or sqlite:path (or leave it unset for SQLite in the data dir)",
@@ -332,7 +341,10 @@ impl Config {
             );
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            bail!("log level {:?} is not valid; use e.g. \"info\", \"warn\" or \"irflow=debug\"", self.log_level);
+            bail!(
+                "log level {:?} is not valid; use e.g. \"info\", \"warn\" or \"irflow=debug\"",
+                self.log_level
+            );
         }
         Ok(())
     }
@@ -388,7 +400,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -400,14 +415,23 @@ mod tests {
 
     #[test]
     fn precedence_is_defaults_file_env_flags() {
-        let file = temp_file("listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\n[department]\nphone = \"555-0100\"\n");
-        let overrides = Overrides { config_file: Some(file.path().to_path_buf()), ..Default::default() };
-        let c = Config::load(&overrides, &env_of(&[("IRFLOW_DATA_DIR", "/from-env")])).expect("valid");
+        let file = temp_file(
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/from-file\"\n[department]\nphone = \"555-0100\"\n",
+        );
+        let overrides = Overrides {
+            config_file: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let c =
+            Config::load(&overrides, &env_of(&[("IRFLOW_DATA_DIR", "/from-env")])).expect("valid");
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.data_dir, PathBuf::from("/from-env"));
         assert_eq!(c.department_phone, "555-0100");
         assert_eq!(c.time_zone, "America/New_York");
-        let flags = Overrides { data_dir: Some("/from-flag".into()), ..overrides };
+        let flags = Overrides {
+            data_dir: Some("/from-flag".into()),
+            ..overrides
+        };
         let c = Config::load(&flags, &env_of(&[("IRFLOW_DATA_DIR", "/from-env")])).expect("valid");
         assert_eq!(c.data_dir, PathBuf::from("/from-flag"));
     }
@@ -415,7 +439,9 @@ mod tests {
     #[test]
     fn bad_values_say_what_to_fix() {
         let err = |pairs: &[(&str, &str)]| {
-            Config::load(&Overrides::default(), &env_of(pairs)).expect_err("invalid").to_string()
+            Config::load(&Overrides::default(), &env_of(pairs))
+                .expect_err("invalid")
+                .to_string()
         };
         assert!(err(&[("IRFLOW_TIME_ZONE", "Mars/Olympus")]).contains("IANA"));
         assert!(err(&[("IRFLOW_LISTEN", "localhost")]).contains("127.0.0.1:8080"));
@@ -424,7 +450,10 @@ mod tests {
         assert!(err(&[("IRFLOW_CONFIG", "/nonexistent/irflow.toml")]).contains("does not exist"));
         let typo = temp_file("[departmnet]\nname = \"x\"\n");
         let e = Config::load(
-            &Overrides { config_file: Some(typo.path().to_path_buf()), ..Default::default() },
+            &Overrides {
+                config_file: Some(typo.path().to_path_buf()),
+                ..Default::default()
+            },
             &env_of(&[]),
         )
         .expect_err("unknown key");
@@ -433,10 +462,19 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        let c = Config { database_url: Some("postgres://u:secret@h/db".into()), ..Config::default() };
+        let c = Config {
+            database_url: Some("postgres://u:secret@h/db".into()),
+            ..Config::default()
+        };
         assert!(!format!("{c:?}").contains("secret"));
-        assert_eq!(sqlite_url(Path::new("/a b/x?.db")), "sqlite:///a%20b/x%3F.db?mode=rwc");
+        assert_eq!(
+            sqlite_url(Path::new("/a b/x?.db")),
+            "sqlite:///a%20b/x%3F.db?mode=rwc"
+        );
     }
 }

@@ -26,8 +26,18 @@ pub const DEMO_USERS: &[(&str, &str, Role, Option<&str>)] = &[
     ("scheduler", "Sam Rivera", Role::Scheduler, None),
     ("nurse", "Nora Patel, RN", Role::Nurse, None),
     ("radiologist", "Dr. Rachel Kim", Role::Radiologist, None),
-    ("referrer", "Dr. Ravi Shah", Role::Referrer, Some("Back Bay Spine Clinic")),
-    ("referrer2", "Dr. Olivia Brooks", Role::Referrer, Some("Riverside Orthopedics")),
+    (
+        "referrer",
+        "Dr. Ravi Shah",
+        Role::Referrer,
+        Some("Back Bay Spine Clinic"),
+    ),
+    (
+        "referrer2",
+        "Dr. Olivia Brooks",
+        Role::Referrer,
+        Some("Riverside Orthopedics"),
+    ),
 ];
 
 const MARKER: &str = ".irflow-demo";
@@ -52,7 +62,10 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| {
-            format!("could not listen on 127.0.0.1:{}; is another program using it? try --port 0", args.port)
+            format!(
+                "could not listen on 127.0.0.1:{}; is another program using it? try --port 0",
+                args.port
+            )
         })?;
     let addr = listener.local_addr()?;
     println!("irflow demo: serving http://{addr}");
@@ -66,7 +79,10 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
             org.map(|o| format!(", {o}")).unwrap_or_default()
         );
     }
-    println!("  API: irflow token issue --user nurse --data-dir {}  then  curl -H 'Authorization: Bearer …' http://{addr}/api/v1/cases", dir.display());
+    println!(
+        "  API: irflow token issue --user nurse --data-dir {}  then  curl -H 'Authorization: Bearer …' http://{addr}/api/v1/cases",
+        dir.display()
+    );
     println!("  stop with Ctrl-C");
     crate::serve_on(listener, store, config.server_config()).await
 }
@@ -86,10 +102,14 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     for name in ["irflow.db", "irflow.db-wal", "irflow.db-shm"] {
         let p = dir.join(name);
         if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("could not remove {}", p.display()))?;
+            std::fs::remove_file(&p)
+                .with_context(|| format!("could not remove {}", p.display()))?;
         }
     }
-    std::fs::write(dir.join(MARKER), "This directory belongs to `irflow demo`, which recreates it on every start.\n")?;
+    std::fs::write(
+        dir.join(MARKER),
+        "This directory belongs to `irflow demo`, which recreates it on every start.\n",
+    )?;
     Ok(())
 }
 
@@ -196,7 +216,9 @@ async fn add_case(demo: &Demo<'_>, system: &Actor, c: &DemoCase) -> Result<CaseI
     };
     let patient_id = demo.store.create_patient(system, &patient).await?;
     let referrer = demo.user(c.referrer)?;
-    let mut at = Timestamp::now() - SignedDuration::from_hours(24 * c.days_ago) - SignedDuration::from_mins(37);
+    let mut at = Timestamp::now()
+        - SignedDuration::from_hours(24 * c.days_ago)
+        - SignedDuration::from_mins(37);
     let id = demo
         .store
         .create_case(
@@ -231,72 +253,270 @@ fn demo_cases() -> Vec<DemoCase> {
     use Action as A;
     vec![
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-100234"), family: "García López", given: "María", dob: "1958-03-14", phone: "617-555-0142", email: Some("maria.garcia@example.org"), lang: "es" },
-            referrer: "referrer", code: "64483", name: "Lumbar transforaminal epidural steroid injection, L4-L5 left",
-            days_ago: 0, steps: &[], defer_days: None,
+            patient: DemoPatient {
+                mrn: Some("MRN-100234"),
+                family: "García López",
+                given: "María",
+                dob: "1958-03-14",
+                phone: "617-555-0142",
+                email: Some("maria.garcia@example.org"),
+                lang: "es",
+            },
+            referrer: "referrer",
+            code: "64483",
+            name: "Lumbar transforaminal epidural steroid injection, L4-L5 left",
+            days_ago: 0,
+            steps: &[],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: None, family: "O'Connor", given: "James", dob: "1971-11-02", phone: "(617) 555-0199", email: None, lang: "en" },
-            referrer: "referrer2", code: "64493", name: "Lumbar facet joint injection, L5-S1 bilateral",
-            days_ago: 1, steps: &[], defer_days: None,
+            patient: DemoPatient {
+                mrn: None,
+                family: "O'Connor",
+                given: "James",
+                dob: "1971-11-02",
+                phone: "(617) 555-0199",
+                email: None,
+                lang: "en",
+            },
+            referrer: "referrer2",
+            code: "64493",
+            name: "Lumbar facet joint injection, L5-S1 bilateral",
+            days_ago: 1,
+            steps: &[],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-100871"), family: "Nguyen", given: "Linh", dob: "1964-06-21", phone: "617-555-0107", email: Some("linh.nguyen@example.org"), lang: "vi" },
-            referrer: "referrer2", code: "62323", name: "Lumbar interlaminar epidural steroid injection, L5-S1",
+            patient: DemoPatient {
+                mrn: Some("MRN-100871"),
+                family: "Nguyen",
+                given: "Linh",
+                dob: "1964-06-21",
+                phone: "617-555-0107",
+                email: Some("linh.nguyen@example.org"),
+                lang: "vi",
+            },
+            referrer: "referrer2",
+            code: "62323",
+            name: "Lumbar interlaminar epidural steroid injection, L5-S1",
             days_ago: 4,
-            steps: &[("radiologist", A::Accept, None), ("nurse", A::Defer, Some("Taking antibiotics for a urinary tract infection; last dose expected in 3 days. The 10-day window applies."))],
+            steps: &[
+                ("radiologist", A::Accept, None),
+                (
+                    "nurse",
+                    A::Defer,
+                    Some(
+                        "Taking antibiotics for a urinary tract infection; last dose expected in 3 days. The 10-day window applies.",
+                    ),
+                ),
+            ],
             defer_days: Some(13),
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-101502"), family: "Johnson", given: "Robert", dob: "1949-01-30", phone: "781-555-0164", email: None, lang: "en" },
-            referrer: "referrer2", code: "64479", name: "Cervical transforaminal epidural steroid injection, C6-C7 right",
+            patient: DemoPatient {
+                mrn: Some("MRN-101502"),
+                family: "Johnson",
+                given: "Robert",
+                dob: "1949-01-30",
+                phone: "781-555-0164",
+                email: None,
+                lang: "en",
+            },
+            referrer: "referrer2",
+            code: "64479",
+            name: "Cervical transforaminal epidural steroid injection, C6-C7 right",
             days_ago: 5,
-            steps: &[("radiologist", A::Accept, None), ("nurse", A::AwaitAction, Some("Takes apixaban for atrial fibrillation; waiting for the cardiologist to confirm it is safe to hold."))],
+            steps: &[
+                ("radiologist", A::Accept, None),
+                (
+                    "nurse",
+                    A::AwaitAction,
+                    Some(
+                        "Takes apixaban for atrial fibrillation; waiting for the cardiologist to confirm it is safe to hold.",
+                    ),
+                ),
+            ],
             defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-102090"), family: "Rahman", given: "Aisha", dob: "1983-09-09", phone: "617-555-0131", email: Some("aisha.rahman@example.org"), lang: "en" },
-            referrer: "referrer", code: "27096", name: "Sacroiliac joint injection, left",
-            days_ago: 3, steps: &[("radiologist", A::Accept, None)], defer_days: None,
+            patient: DemoPatient {
+                mrn: Some("MRN-102090"),
+                family: "Rahman",
+                given: "Aisha",
+                dob: "1983-09-09",
+                phone: "617-555-0131",
+                email: Some("aisha.rahman@example.org"),
+                lang: "en",
+            },
+            referrer: "referrer",
+            code: "27096",
+            name: "Sacroiliac joint injection, left",
+            days_ago: 3,
+            steps: &[("radiologist", A::Accept, None)],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-102311"), family: "Cohen", given: "David", dob: "1955-12-12", phone: "617-555-0188", email: Some("d.cohen@example.org"), lang: "en" },
-            referrer: "referrer", code: "64483", name: "Lumbar transforaminal epidural steroid injection, L5-S1 right",
-            days_ago: 6, steps: &[("radiologist", A::Accept, None), ("nurse", A::MarkReady, None)], defer_days: None,
+            patient: DemoPatient {
+                mrn: Some("MRN-102311"),
+                family: "Cohen",
+                given: "David",
+                dob: "1955-12-12",
+                phone: "617-555-0188",
+                email: Some("d.cohen@example.org"),
+                lang: "en",
+            },
+            referrer: "referrer",
+            code: "64483",
+            name: "Lumbar transforaminal epidural steroid injection, L5-S1 right",
+            days_ago: 6,
+            steps: &[
+                ("radiologist", A::Accept, None),
+                ("nurse", A::MarkReady, None),
+            ],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-102777"), family: "Williams", given: "Patricia", dob: "1967-04-18", phone: "508-555-0112", email: None, lang: "en" },
-            referrer: "referrer2", code: "64490", name: "Cervical facet joint injection, C5-C6 bilateral",
-            days_ago: 8, steps: &[("radiologist", A::Accept, None), ("nurse", A::MarkReady, None), ("scheduler", A::Schedule, None)], defer_days: None,
+            patient: DemoPatient {
+                mrn: Some("MRN-102777"),
+                family: "Williams",
+                given: "Patricia",
+                dob: "1967-04-18",
+                phone: "508-555-0112",
+                email: None,
+                lang: "en",
+            },
+            referrer: "referrer2",
+            code: "64490",
+            name: "Cervical facet joint injection, C5-C6 bilateral",
+            days_ago: 8,
+            steps: &[
+                ("radiologist", A::Accept, None),
+                ("nurse", A::MarkReady, None),
+                ("scheduler", A::Schedule, None),
+            ],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-103004"), family: "Santos", given: "Ana Paula", dob: "1976-07-07", phone: "617-555-0150", email: Some("ana.santos@example.org"), lang: "pt-BR" },
-            referrer: "referrer", code: "62321", name: "Cervical interlaminar epidural steroid injection, C7-T1",
-            days_ago: 9, steps: &[("radiologist", A::Accept, None), ("nurse", A::MarkReady, None), ("scheduler", A::Schedule, None), ("scheduler", A::Confirm, None)], defer_days: None,
+            patient: DemoPatient {
+                mrn: Some("MRN-103004"),
+                family: "Santos",
+                given: "Ana Paula",
+                dob: "1976-07-07",
+                phone: "617-555-0150",
+                email: Some("ana.santos@example.org"),
+                lang: "pt-BR",
+            },
+            referrer: "referrer",
+            code: "62321",
+            name: "Cervical interlaminar epidural steroid injection, C7-T1",
+            days_ago: 9,
+            steps: &[
+                ("radiologist", A::Accept, None),
+                ("nurse", A::MarkReady, None),
+                ("scheduler", A::Schedule, None),
+                ("scheduler", A::Confirm, None),
+            ],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: None, family: "Chen", given: "Wei", dob: "1990-02-25", phone: "617-555-0176", email: None, lang: "zh" },
-            referrer: "referrer2", code: "64483", name: "Lumbar transforaminal epidural steroid injection, L3-L4 left",
-            days_ago: 2, steps: &[("radiologist", A::Return, Some("Imaging needed first: no MRI or CT of the lumbar spine on file. Please send the most recent study."))], defer_days: None,
+            patient: DemoPatient {
+                mrn: None,
+                family: "Chen",
+                given: "Wei",
+                dob: "1990-02-25",
+                phone: "617-555-0176",
+                email: None,
+                lang: "zh",
+            },
+            referrer: "referrer2",
+            code: "64483",
+            name: "Lumbar transforaminal epidural steroid injection, L3-L4 left",
+            days_ago: 2,
+            steps: &[(
+                "radiologist",
+                A::Return,
+                Some(
+                    "Imaging needed first: no MRI or CT of the lumbar spine on file. Please send the most recent study.",
+                ),
+            )],
+            defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-099812"), family: "Brown", given: "Thomas", dob: "1952-08-03", phone: "617-555-0125", email: None, lang: "en" },
-            referrer: "referrer", code: "64493", name: "Lumbar facet joint injection, L4-L5 bilateral",
+            patient: DemoPatient {
+                mrn: Some("MRN-099812"),
+                family: "Brown",
+                given: "Thomas",
+                dob: "1952-08-03",
+                phone: "617-555-0125",
+                email: None,
+                lang: "en",
+            },
+            referrer: "referrer",
+            code: "64493",
+            name: "Lumbar facet joint injection, L4-L5 bilateral",
             days_ago: 12,
-            steps: &[("radiologist", A::Accept, None), ("nurse", A::MarkReady, None), ("scheduler", A::Schedule, None), ("scheduler", A::Confirm, None), ("nurse", A::CheckIn, None), ("radiologist", A::StartProcedure, None), ("radiologist", A::EndProcedure, None), ("nurse", A::Discharge, None)],
+            steps: &[
+                ("radiologist", A::Accept, None),
+                ("nurse", A::MarkReady, None),
+                ("scheduler", A::Schedule, None),
+                ("scheduler", A::Confirm, None),
+                ("nurse", A::CheckIn, None),
+                ("radiologist", A::StartProcedure, None),
+                ("radiologist", A::EndProcedure, None),
+                ("nurse", A::Discharge, None),
+            ],
             defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-098455"), family: "Miller", given: "Susan", dob: "1960-10-27", phone: "978-555-0139", email: Some("susan.miller@example.org"), lang: "en" },
-            referrer: "referrer2", code: "64483", name: "Lumbar transforaminal epidural steroid injection, L4-L5 right",
+            patient: DemoPatient {
+                mrn: Some("MRN-098455"),
+                family: "Miller",
+                given: "Susan",
+                dob: "1960-10-27",
+                phone: "978-555-0139",
+                email: Some("susan.miller@example.org"),
+                lang: "en",
+            },
+            referrer: "referrer2",
+            code: "64483",
+            name: "Lumbar transforaminal epidural steroid injection, L4-L5 right",
             days_ago: 30,
-            steps: &[("radiologist", A::Accept, None), ("nurse", A::MarkReady, None), ("scheduler", A::Schedule, None), ("scheduler", A::Confirm, None), ("scheduler", A::CheckIn, None), ("radiologist", A::StartProcedure, None), ("radiologist", A::EndProcedure, None), ("nurse", A::Discharge, None), ("nurse", A::RecordFollowUp, None)],
+            steps: &[
+                ("radiologist", A::Accept, None),
+                ("nurse", A::MarkReady, None),
+                ("scheduler", A::Schedule, None),
+                ("scheduler", A::Confirm, None),
+                ("scheduler", A::CheckIn, None),
+                ("radiologist", A::StartProcedure, None),
+                ("radiologist", A::EndProcedure, None),
+                ("nurse", A::Discharge, None),
+                ("nurse", A::RecordFollowUp, None),
+            ],
             defer_days: None,
         },
         DemoCase {
-            patient: DemoPatient { mrn: Some("MRN-103390"), family: "Mendez", given: "Carlos", dob: "1969-05-15", phone: "617-555-0117", email: None, lang: "es" },
-            referrer: "referrer", code: "64483", name: "Lumbar transforaminal epidural steroid injection, L5-S1 left",
-            days_ago: 7, steps: &[("radiologist", A::Accept, None), ("referrer", A::Cancel, Some("Symptoms resolved with physical therapy; injection no longer needed."))], defer_days: None,
+            patient: DemoPatient {
+                mrn: Some("MRN-103390"),
+                family: "Mendez",
+                given: "Carlos",
+                dob: "1969-05-15",
+                phone: "617-555-0117",
+                email: None,
+                lang: "es",
+            },
+            referrer: "referrer",
+            code: "64483",
+            name: "Lumbar transforaminal epidural steroid injection, L5-S1 left",
+            days_ago: 7,
+            steps: &[
+                ("radiologist", A::Accept, None),
+                (
+                    "referrer",
+                    A::Cancel,
+                    Some("Symptoms resolved with physical therapy; injection no longer needed."),
+                ),
+            ],
+            defer_days: None,
         },
     ]
 }

@@ -32,7 +32,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                     let store = Store::connect(&url)
                         .await
                         .with_context(|| format!("database {}", redact_url(&url)))?;
-                    let applied = store.migrate().await.context("could not migrate the database")?;
+                    let applied = store
+                        .migrate()
+                        .await
+                        .context("could not migrate the database")?;
                     if applied.is_empty() {
                         println!("database is up to date");
                     } else {
@@ -67,7 +70,10 @@ pub async fn connect(config: &Config) -> Result<Store> {
     let store = Store::connect(&url)
         .await
         .with_context(|| format!("database {}", redact_url(&url)))?;
-    store.migrate().await.context("could not migrate the database")?;
+    store
+        .migrate()
+        .await
+        .context("could not migrate the database")?;
     Ok(store)
 }
 
@@ -80,9 +86,17 @@ async fn serve(config: &Config) -> Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("could not listen on {}; is another program using it? choose another with --listen", config.listen))?;
+        .with_context(|| {
+            format!(
+                "could not listen on {}; is another program using it? choose another with --listen",
+                config.listen
+            )
+        })?;
     let addr = listener.local_addr()?;
-    println!("irflow: serving http://{addr} ({} database)", store.backend().name());
+    println!(
+        "irflow: serving http://{addr} ({} database)",
+        store.backend().name()
+    );
     serve_on(listener, store, config.server_config()).await
 }
 
@@ -132,7 +146,9 @@ fn read_password(args_password: Option<String>, from_stdin: bool) -> Result<Stri
         return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
     }
     if !std::io::stdin().is_terminal() {
-        bail!("no password given: use --password-stdin to read it from standard input, or run in a terminal to be asked");
+        bail!(
+            "no password given: use --password-stdin to read it from standard input, or run in a terminal to be asked"
+        );
     }
     let first = rpassword::prompt_password("Password: ")?;
     let second = rpassword::prompt_password("Repeat the password: ")?;
@@ -147,8 +163,12 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
     let actor = Actor::system("cli");
     match cmd {
         UserCommand::Add(args) => {
-            let username = Username::parse(&args.username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
-            let role: Role = args.role.parse().map_err(|e| anyhow::anyhow!("--role: {e}"))?;
+            let username =
+                Username::parse(&args.username).map_err(|e| anyhow::anyhow!("--username: {e}"))?;
+            let role: Role = args
+                .role
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--role: {e}"))?;
             if role == Role::Referrer && args.organization.is_none() {
                 bail!("--organization is required for referrers (their clinic or practice)");
             }
@@ -166,7 +186,10 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                     },
                 )
                 .await?;
-            println!("created user {} ({}) with id {}", user.username, user.role, user.id);
+            println!(
+                "created user {} ({}) with id {}",
+                user.username, user.role, user.id
+            );
         }
         UserCommand::List => {
             for u in store.list_users().await? {
@@ -188,7 +211,10 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
             let password = read_password(args.password, args.password_stdin)?;
             let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             store.set_password_hash(&actor, user.id, &hash).await?;
-            println!("password changed for {}; their sessions have ended", user.username);
+            println!(
+                "password changed for {}; their sessions have ended",
+                user.username
+            );
         }
     }
     Ok(())
@@ -202,13 +228,26 @@ async fn token_command(config: &Config, cmd: TokenCommand) -> Result<()> {
             let user = store
                 .user_by_username(&args.user.trim().to_ascii_lowercase())
                 .await
-                .map_err(|_| anyhow::anyhow!("no user named {:?}; list users with `irflow user list`", args.user))?;
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "no user named {:?}; list users with `irflow user list`",
+                        args.user
+                    )
+                })?;
             let token = auth::new_secret("irf_");
             let id = store
-                .issue_api_token(&actor, user.id, &auth::secret_hash(&token), args.label.as_deref().unwrap_or("api"))
+                .issue_api_token(
+                    &actor,
+                    user.id,
+                    &auth::secret_hash(&token),
+                    args.label.as_deref().unwrap_or("api"),
+                )
                 .await?;
             println!("{token}");
-            eprintln!("token {id} issued for {}; it is shown once, store it safely. Revoke with `irflow token revoke --id {id}`.", user.username);
+            eprintln!(
+                "token {id} issued for {}; it is shown once, store it safely. Revoke with `irflow token revoke --id {id}`.",
+                user.username
+            );
         }
         TokenCommand::List => {
             for t in store.list_api_tokens().await? {

@@ -30,7 +30,11 @@ struct Session {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn screenshot_dir() -> PathBuf {
@@ -51,7 +55,11 @@ async fn start() -> Session {
         .expect("start irflow demo");
     let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
     let url = loop {
-        let line = lines.next_line().await.unwrap().expect("demo printed its URL");
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("demo printed its URL");
         if let Some(i) = line.find("http://") {
             break line[i..].split_whitespace().next().unwrap().to_owned();
         }
@@ -59,7 +67,8 @@ async fn start() -> Session {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     let port = free_port();
-    let chromedriver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
+    let chromedriver_bin =
+        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
     let chromedriver = Command::new(chromedriver_bin)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -75,7 +84,10 @@ async fn start() -> Session {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary(&std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())).unwrap();
+    caps.set_binary(
+        &std::env::var("CHROME_BIN").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
+    )
+    .unwrap();
     for arg in [
         "--headless=new",
         "--no-sandbox",
@@ -90,9 +102,21 @@ async fn start() -> Session {
     ] {
         caps.add_arg(arg).unwrap();
     }
-    caps.add_arg(&format!("--user-data-dir={}", dirs.path().join("chrome").display())).unwrap();
-    let driver = WebDriver::new(&driver_url, caps).await.expect("a Chromium session");
-    Session { driver, url, _demo: demo, _chromedriver: chromedriver, _dirs: dirs }
+    caps.add_arg(&format!(
+        "--user-data-dir={}",
+        dirs.path().join("chrome").display()
+    ))
+    .unwrap();
+    let driver = WebDriver::new(&driver_url, caps)
+        .await
+        .expect("a Chromium session");
+    Session {
+        driver,
+        url,
+        _demo: demo,
+        _chromedriver: chromedriver,
+        _dirs: dirs,
+    }
 }
 
 /// Polls until the page source contains `text` (pages update via htmx and redirects).
@@ -103,19 +127,46 @@ async fn wait_for_text(driver: &WebDriver, text: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("page never showed {text:?}; it shows:\n{}", driver.source().await.unwrap());
+    panic!(
+        "page never showed {text:?}; it shows:\n{}",
+        driver.source().await.unwrap()
+    );
 }
 
 async fn sign_in(s: &Session, username: &str) {
     s.driver.goto(format!("{}/", s.url)).await.unwrap();
     wait_for_text(&s.driver, "Sign in").await;
-    s.driver.find(By::Id("username")).await.unwrap().send_keys(username).await.unwrap();
-    s.driver.find(By::Id("password")).await.unwrap().send_keys("demo").await.unwrap();
-    s.driver.find(By::Id("sign-in")).await.unwrap().click().await.unwrap();
+    s.driver
+        .find(By::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(username)
+        .await
+        .unwrap();
+    s.driver
+        .find(By::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("demo")
+        .await
+        .unwrap();
+    s.driver
+        .find(By::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn sign_out(s: &Session) {
-    s.driver.find(By::Id("sign-out")).await.unwrap().click().await.unwrap();
+    s.driver
+        .find(By::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&s.driver, "You have signed out.").await;
 }
 
@@ -130,36 +181,106 @@ async fn staff_sign_in_see_the_worklist_open_a_case_and_sign_out() {
     s.driver.screenshot(&shots.join("login.png")).await.unwrap();
 
     // A wrong password is explained next to the form and the username is kept.
-    s.driver.find(By::Id("username")).await.unwrap().send_keys("nurse").await.unwrap();
-    s.driver.find(By::Id("password")).await.unwrap().send_keys("not-it").await.unwrap();
-    s.driver.find(By::Id("sign-in")).await.unwrap().click().await.unwrap();
+    s.driver
+        .find(By::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("nurse")
+        .await
+        .unwrap();
+    s.driver
+        .find(By::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("not-it")
+        .await
+        .unwrap();
+    s.driver
+        .find(By::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&s.driver, "do not match").await;
-    let kept = s.driver.find(By::Id("username")).await.unwrap().value().await.unwrap();
+    let kept = s
+        .driver
+        .find(By::Id("username"))
+        .await
+        .unwrap()
+        .value()
+        .await
+        .unwrap();
     assert_eq!(kept.as_deref(), Some("nurse"));
 
     sign_in(&s, "nurse").await;
     wait_for_text(&s.driver, "Worklist").await;
-    assert!(s.driver.current_url().await.unwrap().path().ends_with("/cases"));
+    assert!(
+        s.driver
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/cases")
+    );
     let source = s.driver.source().await.unwrap();
-    for text in ["García López, María", "Screening", "Deferred", "Nora Patel, RN"] {
+    for text in [
+        "García López, María",
+        "Screening",
+        "Deferred",
+        "Nora Patel, RN",
+    ] {
         assert!(source.contains(text), "worklist shows {text}");
     }
-    s.driver.screenshot(&shots.join("worklist.png")).await.unwrap();
+    s.driver
+        .screenshot(&shots.join("worklist.png"))
+        .await
+        .unwrap();
 
     // Open a case from the list.
-    s.driver.find(By::LinkText("Nguyen, Linh")).await.unwrap().click().await.unwrap();
+    s.driver
+        .find(By::LinkText("Nguyen, Linh"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&s.driver, "Timeline").await;
-    let state = s.driver.find(By::Id("case-state")).await.unwrap().text().await.unwrap();
+    let state = s
+        .driver
+        .find(By::Id("case-state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(state, "Deferred");
-    let timeline = s.driver.find(By::Id("timeline")).await.unwrap().text().await.unwrap();
-    assert!(timeline.contains("Referral received") && timeline.contains("antibiotics"), "{timeline}");
+    let timeline = s
+        .driver
+        .find(By::Id("timeline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        timeline.contains("Referral received") && timeline.contains("antibiotics"),
+        "{timeline}"
+    );
     s.driver.screenshot(&shots.join("case.png")).await.unwrap();
 
     sign_out(&s).await;
     // The session is over: the worklist asks to sign in again.
     s.driver.goto(format!("{}/cases", s.url)).await.unwrap();
     wait_for_text(&s.driver, "Sign in").await;
-    assert!(s.driver.current_url().await.unwrap().path().ends_with("/login"));
+    assert!(
+        s.driver
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/login")
+    );
     s.driver.clone().quit().await.unwrap();
 }
 
@@ -171,15 +292,47 @@ async fn a_radiologist_accepts_a_referral_in_the_browser() {
     let s = start().await;
     sign_in(&s, "radiologist").await;
     wait_for_text(&s.driver, "Worklist").await;
-    s.driver.find(By::LinkText("García López, María")).await.unwrap().click().await.unwrap();
+    s.driver
+        .find(By::LinkText("García López, María"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&s.driver, "Next steps").await;
-    s.driver.find(By::Id("do-accept")).await.unwrap().click().await.unwrap();
+    s.driver
+        .find(By::Id("do-accept"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&s.driver, "Done: Accept referral.").await;
-    let state = s.driver.find(By::Id("case-state")).await.unwrap().text().await.unwrap();
+    let state = s
+        .driver
+        .find(By::Id("case-state"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(state, "Screening");
-    let timeline = s.driver.find(By::Id("timeline")).await.unwrap().text().await.unwrap();
-    assert!(timeline.contains("Accept referral") && timeline.contains("radiologist"), "{timeline}");
-    s.driver.screenshot(&screenshot_dir().join("case-accepted.png")).await.unwrap();
+    let timeline = s
+        .driver
+        .find(By::Id("timeline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        timeline.contains("Accept referral") && timeline.contains("radiologist"),
+        "{timeline}"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("case-accepted.png"))
+        .await
+        .unwrap();
     s.driver.clone().quit().await.unwrap();
 }
 
@@ -193,11 +346,19 @@ async fn a_referrer_sees_only_their_own_referrals() {
     wait_for_text(&s.driver, "My referrals").await;
     let source = s.driver.source().await.unwrap();
     assert!(source.contains("García López, María"), "their own patient");
-    assert!(!source.contains("O'Connor") && !source.contains("O&#x27;Connor") && !source.contains("Nguyen"), "not another referrer's");
+    assert!(
+        !source.contains("O'Connor")
+            && !source.contains("O&#x27;Connor")
+            && !source.contains("Nguyen"),
+        "not another referrer's"
+    );
     // Case 2 (O'Connor) belongs to referrer2: typing its address finds nothing.
     s.driver.goto(format!("{}/cases/2", s.url)).await.unwrap();
     wait_for_text(&s.driver, "Not found").await;
     assert!(!s.driver.source().await.unwrap().contains("Connor"));
-    s.driver.screenshot(&screenshot_dir().join("referrer-not-found.png")).await.unwrap();
+    s.driver
+        .screenshot(&screenshot_dir().join("referrer-not-found.png"))
+        .await
+        .unwrap();
     s.driver.clone().quit().await.unwrap();
 }

@@ -13,7 +13,13 @@ use tokio::process::{Child, Command};
 
 fn irflow() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_irflow"));
-    for var in ["IRFLOW_DATABASE_URL", "IRFLOW_CONFIG", "IRFLOW_DATA_DIR", "IRFLOW_LISTEN", "IRFLOW_TIME_ZONE"] {
+    for var in [
+        "IRFLOW_DATABASE_URL",
+        "IRFLOW_CONFIG",
+        "IRFLOW_DATA_DIR",
+        "IRFLOW_LISTEN",
+        "IRFLOW_TIME_ZONE",
+    ] {
         c.env_remove(var);
     }
     c.env("IRFLOW_LOG_LEVEL", "warn").kill_on_drop(true);
@@ -32,7 +38,10 @@ struct Output {
 
 async fn run(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = irflow();
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run irflow");
     let mut input = child.stdin.take().unwrap();
     if let Some(s) = stdin {
@@ -76,33 +85,97 @@ async fn users_tokens_and_serve_work_together() {
     let db = TestDatabase::new(common::backend()).await;
     let url = db.url.clone();
     let with = |extra: &[&str]| -> Vec<String> {
-        ["--database-url", url.as_str()].iter().chain(extra.iter()).map(|s| (*s).to_owned()).collect()
+        ["--database-url", url.as_str()]
+            .iter()
+            .chain(extra.iter())
+            .map(|s| (*s).to_owned())
+            .collect()
     };
 
     let out = run(&refs(&with(&["migrate"])), None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("up to date"), "{}", out.stdout);
 
-    let add = with(&["user", "add", "--username", "Jo.Nurse", "--role", "nurse", "--name", "Jo Nurse", "--password-stdin"]);
+    let add = with(&[
+        "user",
+        "add",
+        "--username",
+        "Jo.Nurse",
+        "--role",
+        "nurse",
+        "--name",
+        "Jo Nurse",
+        "--password-stdin",
+    ]);
     let out = run(&refs(&add), Some("a-long-password\n")).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("created user jo.nurse (nurse)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("created user jo.nurse (nurse)"),
+        "{}",
+        out.stdout
+    );
     let out = run(&refs(&add), Some("a-long-password\n")).await;
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("already taken"), "{}", out.stderr);
-    let out = run(&refs(&with(&["user", "add", "--username", "x1", "--role", "doctor", "--password-stdin"])), Some("a-long-password\n")).await;
+    let out = run(
+        &refs(&with(&[
+            "user",
+            "add",
+            "--username",
+            "x1",
+            "--role",
+            "doctor",
+            "--password-stdin",
+        ])),
+        Some("a-long-password\n"),
+    )
+    .await;
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("unknown role"), "{}", out.stderr);
-    let out = run(&refs(&with(&["user", "add", "--username", "x2", "--role", "nurse", "--password-stdin"])), Some("short\n")).await;
+    let out = run(
+        &refs(&with(&[
+            "user",
+            "add",
+            "--username",
+            "x2",
+            "--role",
+            "nurse",
+            "--password-stdin",
+        ])),
+        Some("short\n"),
+    )
+    .await;
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("at least 8"), "{}", out.stderr);
-    let out = run(&refs(&with(&["user", "add", "--username", "x3", "--role", "referrer", "--password-stdin"])), Some("a-long-password\n")).await;
+    let out = run(
+        &refs(&with(&[
+            "user",
+            "add",
+            "--username",
+            "x3",
+            "--role",
+            "referrer",
+            "--password-stdin",
+        ])),
+        Some("a-long-password\n"),
+    )
+    .await;
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("--organization"), "{}", out.stderr);
     let out = run(&refs(&with(&["user", "list"])), None).await;
-    assert!(out.stdout.contains("jo.nurse") && !out.stdout.contains("x1") && !out.stdout.contains("x2"), "refused users were not created: {}", out.stdout);
+    assert!(
+        out.stdout.contains("jo.nurse") && !out.stdout.contains("x1") && !out.stdout.contains("x2"),
+        "refused users were not created: {}",
+        out.stdout
+    );
 
-    let out = run(&refs(&with(&["token", "issue", "--user", "jo.nurse", "--label", "ris"])), None).await;
+    let out = run(
+        &refs(&with(&[
+            "token", "issue", "--user", "jo.nurse", "--label", "ris",
+        ])),
+        None,
+    )
+    .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let token = out.stdout.trim().to_owned();
     assert!(token.starts_with("irf_"), "{token}");
@@ -110,17 +183,39 @@ async fn users_tokens_and_serve_work_together() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("no user named"), "{}", out.stderr);
 
-    let (mut server, server_url) = start_serving(&refs(&with(&["serve", "--listen", "127.0.0.1:0"]))).await;
+    let (mut server, server_url) =
+        start_serving(&refs(&with(&["serve", "--listen", "127.0.0.1:0"]))).await;
     let client = reqwest::Client::new();
-    let me: serde_json::Value = client.get(format!("{server_url}/api/v1/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let me: serde_json::Value = client
+        .get(format!("{server_url}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["user"]["username"], "jo.nurse");
     let out = run(&refs(&with(&["token", "list"])), None).await;
-    assert!(out.stdout.contains("ris") && out.stdout.contains("active"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("ris") && out.stdout.contains("active"),
+        "{}",
+        out.stdout
+    );
     let id = out.stdout.split_whitespace().next().unwrap().to_owned();
     let out = run(&refs(&with(&["token", "revoke", "--id", &id])), None).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let r = client.get(format!("{server_url}/api/v1/me")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(r.status(), 401, "a revoked token stops working in the running server");
+    let r = client
+        .get(format!("{server_url}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "a revoked token stops working in the running server"
+    );
     let out = run(&refs(&with(&["token", "revoke", "--id", &id])), None).await;
     assert_ne!(out.code, 0);
     server.kill().await.ok();
@@ -141,22 +236,57 @@ async fn bad_configuration_fails_fast_and_creates_nothing() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("IANA") && stderr.contains("IRFLOW_TIME_ZONE"), "{stderr}");
+    assert!(
+        stderr.contains("IANA") && stderr.contains("IRFLOW_TIME_ZONE"),
+        "{stderr}"
+    );
     assert!(!data.exists(), "nothing was created");
 
     let toml = dir.path().join("irflow.toml");
     std::fs::write(&toml, "[security]\ncookie_secure = \"sometimes\"\n").unwrap();
-    let out = irflow().args(["--config", toml.to_str().unwrap(), "--data-dir", data_arg, "migrate"]).output().await.unwrap();
+    let out = irflow()
+        .args([
+            "--config",
+            toml.to_str().unwrap(),
+            "--data-dir",
+            data_arg,
+            "migrate",
+        ])
+        .output()
+        .await
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("irflow.toml"), "names the file");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("irflow.toml"),
+        "names the file"
+    );
 
-    let out = irflow().args(["--data-dir", data_arg, "--database-url", "mysql://x", "migrate"]).output().await.unwrap();
+    let out = irflow()
+        .args([
+            "--data-dir",
+            data_arg,
+            "--database-url",
+            "mysql://x",
+            "migrate",
+        ])
+        .output()
+        .await
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
 
     // A good run creates the SQLite database in the data dir.
-    let out = irflow().args(["--data-dir", data_arg, "migrate"]).output().await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = irflow()
+        .args(["--data-dir", data_arg, "migrate"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0001_platform"));
     assert!(data.join("irflow.db").exists());
 }
@@ -165,7 +295,14 @@ async fn bad_configuration_fails_fast_and_creates_nothing() {
 async fn demo_serves_on_loopback_and_guards_real_data() {
     let dir = tempfile::tempdir().unwrap();
     let demo_dir = dir.path().join("demo");
-    let (mut demo, url) = start_serving(&["demo", "--port", "0", "--data-dir", demo_dir.to_str().unwrap()]).await;
+    let (mut demo, url) = start_serving(&[
+        "demo",
+        "--port",
+        "0",
+        "--data-dir",
+        demo_dir.to_str().unwrap(),
+    ])
+    .await;
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let r = reqwest::get(format!("{url}/login")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -174,9 +311,17 @@ async fn demo_serves_on_loopback_and_guards_real_data() {
 
     // A data dir with a real (non-demo) database is never wiped by the demo.
     let real = dir.path().join("real");
-    let out = irflow().args(["--data-dir", real.to_str().unwrap(), "migrate"]).output().await.unwrap();
+    let out = irflow()
+        .args(["--data-dir", real.to_str().unwrap(), "migrate"])
+        .output()
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let out = irflow().args(["demo", "--port", "0", "--data-dir", real.to_str().unwrap()]).output().await.unwrap();
+    let out = irflow()
+        .args(["demo", "--port", "0", "--data-dir", real.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not create"));
     assert!(real.join("irflow.db").exists());

@@ -8,6 +8,7 @@ use irflow_store::{Backend, Store};
 use reqwest::redirect::Policy;
 
 /// A running app.
+#[derive(Debug)]
 pub struct App {
     pub url: String,
     pub store: Store,
@@ -18,13 +19,21 @@ pub struct App {
 
 /// The backend this run exercises end to end: PostgreSQL when configured.
 pub fn backend() -> Backend {
-    if irflow_store::testing::postgres_url().is_some() { Backend::Postgres } else { Backend::Sqlite }
+    if irflow_store::testing::postgres_url().is_some() {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
 }
 
 impl App {
     /// Starts the app with the demo department.
     pub async fn start() -> Self {
-        Self::start_with(irflow_server::ServerConfig { cookie_secure: false, ..Default::default() }).await
+        Self::start_with(irflow_server::ServerConfig {
+            cookie_secure: false,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Starts the app with custom settings.
@@ -44,7 +53,13 @@ impl App {
             .await
             .unwrap();
         });
-        App { url, store: db.store.clone(), db: Some(db), shutdown: Some(tx), task: Some(task) }
+        App {
+            url,
+            store: db.store.clone(),
+            db: Some(db),
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn at(&self, path: &str) -> String {
@@ -69,7 +84,12 @@ impl App {
         let user = self.store.user_by_username(username).await.unwrap();
         let token = irflow_server::auth::new_secret("irf_");
         self.store
-            .issue_api_token(&irflow_domain::Actor::system("test"), user.id, &irflow_server::auth::secret_hash(&token), "test")
+            .issue_api_token(
+                &irflow_domain::Actor::system("test"),
+                user.id,
+                &irflow_server::auth::secret_hash(&token),
+                "test",
+            )
             .await
             .unwrap();
         token
@@ -95,13 +115,19 @@ impl App {
             .json()
             .await
             .unwrap();
-        v["cases"][0]["id"].as_i64().unwrap_or_else(|| panic!("a case in state {state}"))
+        v["cases"][0]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("a case in state {state}"))
     }
 }
 
 /// A client that keeps cookies and does not follow redirects.
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).redirect(Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// Extracts `name="csrf" value="..."` from a page.
@@ -112,12 +138,29 @@ pub fn csrf_of(html: &str) -> String {
 }
 
 /// Signs in through the real form; returns the status and the Set-Cookie values.
-pub async fn sign_in(client: &reqwest::Client, app: &App, username: &str, password: &str) -> (u16, Vec<String>) {
-    let page = client.get(app.at("/login")).send().await.unwrap().text().await.unwrap();
+pub async fn sign_in(
+    client: &reqwest::Client,
+    app: &App,
+    username: &str,
+    password: &str,
+) -> (u16, Vec<String>) {
+    let page = client
+        .get(app.at("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = csrf_of(&page);
     let r = client
         .post(app.at("/login"))
-        .form(&[("username", username), ("password", password), ("csrf", csrf.as_str()), ("next", "/")])
+        .form(&[
+            ("username", username),
+            ("password", password),
+            ("csrf", csrf.as_str()),
+            ("next", "/"),
+        ])
         .send()
         .await
         .unwrap();

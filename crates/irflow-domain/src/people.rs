@@ -134,6 +134,8 @@ pub struct Actor {
     pub username: String,
     /// The role acted in; `None` for the system.
     pub role: Option<Role>,
+    /// Where the request came from (client address), for the audit log.
+    pub client: Option<String>,
 }
 
 impl Actor {
@@ -143,7 +145,14 @@ impl Actor {
             user_id: Some(user_id),
             username: username.into(),
             role: Some(role),
+            client: None,
         }
+    }
+
+    /// The same actor, seen at a client address.
+    pub fn from_client(mut self, client: impl Into<String>) -> Self {
+        self.client = Some(client.into());
+        self
     }
 
     /// irflow itself, e.g. the command line or the demo seeder.
@@ -152,6 +161,7 @@ impl Actor {
             user_id: None,
             username: format!("system:{what}"),
             role: None,
+            client: None,
         }
     }
 }

@@ -270,16 +270,13 @@ pub async fn login_submit(
         Err(e) => return error_page(&state, None, &e.into()),
     };
     if by_user >= config.login_failures_per_user || by_client >= config.login_failures_per_client {
-        let event = NewAuditEvent {
-            client: Some(client.clone()),
-            ..NewAuditEvent::new(
-                &anonymous(&username),
-                "sign_in",
-                "session",
-                AuditOutcome::Denied,
-            )
-            .detail("rate limited")
-        };
+        let event = NewAuditEvent::new(
+            &anonymous(&username, &client),
+            "sign_in",
+            "session",
+            AuditOutcome::Denied,
+        )
+        .detail("rate limited");
         if let Err(e) = store.record_audit(event).await {
             return error_page(&state, None, &e.into());
         }
@@ -313,16 +310,13 @@ pub async fn login_submit(
             let recorded = store
                 .record_login_attempt(&username, &client, false, now)
                 .await;
-            let event = NewAuditEvent {
-                client: Some(client.clone()),
-                ..NewAuditEvent::new(
-                    &anonymous(&username),
-                    "sign_in",
-                    "session",
-                    AuditOutcome::Denied,
-                )
-                .detail("wrong username or password")
-            };
+            let event = NewAuditEvent::new(
+                &anonymous(&username, &client),
+                "sign_in",
+                "session",
+                AuditOutcome::Denied,
+            )
+            .detail("wrong username or password");
             if let Err(e) = recorded.and(store.record_audit(event).await) {
                 return error_page(&state, None, &e.into());
             }
@@ -343,10 +337,12 @@ pub async fn login_submit(
             .create_session(user.id, &secret_hash(&token), &csrf, now, expires)
             .await?;
         store
-            .record_audit(NewAuditEvent {
-                client: Some(client.clone()),
-                ..NewAuditEvent::new(&user.actor(), "sign_in", "session", AuditOutcome::Success)
-            })
+            .record_audit(NewAuditEvent::new(
+                &user.actor().from_client(client.clone()),
+                "sign_in",
+                "session",
+                AuditOutcome::Success,
+            ))
             .await
     };
     if let Err(e) = started.await {
@@ -366,8 +362,8 @@ pub async fn login_submit(
     response
 }
 
-fn anonymous(username: &str) -> irflow_domain::Actor {
-    let mut a = irflow_domain::Actor::system("anonymous");
+fn anonymous(username: &str, client: &str) -> irflow_domain::Actor {
+    let mut a = irflow_domain::Actor::system("anonymous").from_client(client);
     a.username = if username.is_empty() {
         "anonymous".to_owned()
     } else {
@@ -399,10 +395,7 @@ pub async fn logout(
     {
         return error_page(&state, Some(&who), &e.into());
     }
-    let event = NewAuditEvent {
-        client: Some(who.client.clone()),
-        ..NewAuditEvent::new(&who.actor(), "sign_out", "session", AuditOutcome::Success)
-    };
+    let event = NewAuditEvent::new(&who.actor(), "sign_out", "session", AuditOutcome::Success);
     if let Err(e) = state.store().record_audit(event).await {
         return error_page(&state, Some(&who), &e.into());
     }
@@ -951,10 +944,7 @@ struct UsersPage {
 /// The people who can sign in (administrators only).
 pub async fn users_page(State(state): State<AppState>, who: SignedIn) -> Response {
     if who.user.role != Role::Admin {
-        let event = NewAuditEvent {
-            client: Some(who.client.clone()),
-            ..NewAuditEvent::new(&who.actor(), "list", "user", AuditOutcome::Denied)
-        };
+        let event = NewAuditEvent::new(&who.actor(), "list", "user", AuditOutcome::Denied);
         if let Err(e) = state.store().record_audit(event).await {
             return error_page(&state, Some(&who), &e.into());
         }

@@ -94,7 +94,7 @@ pub struct SignedIn {
 impl SignedIn {
     /// The actor for the store.
     pub fn actor(&self) -> Actor {
-        self.user.actor()
+        self.user.actor().from_client(self.client.clone())
     }
 }
 
@@ -177,12 +177,14 @@ impl FromRequestParts<AppState> for SignedIn {
 pub struct ApiCaller {
     /// The token's user.
     pub user: UserRecord,
+    /// The client address.
+    pub client: String,
 }
 
 impl ApiCaller {
     /// The actor for the store.
     pub fn actor(&self) -> Actor {
-        self.user.actor()
+        self.user.actor().from_client(self.client.clone())
     }
 }
 
@@ -210,7 +212,7 @@ impl FromRequestParts<AppState> for ApiCaller {
                 .await
                 .map_err(|e| api::ApiError(e.into()))?;
             if let Some(user) = user {
-                return Ok(ApiCaller { user });
+                return Ok(ApiCaller { user, client });
             }
         }
         audit_anonymous(state, parts, &client).await;

@@ -101,7 +101,7 @@ impl NewAuditEvent {
             entity_id: None,
             outcome,
             detail: None,
-            client: None,
+            client: actor.client.clone(),
         }
     }
 

@@ -12,6 +12,10 @@ use sqlx::any::AnyRow;
 use crate::audit::{AuditOutcome, NewAuditEvent};
 use crate::{Result, Store, StoreError, from_micros, micros, parse_stored};
 
+/// Sessions' "last seen" and tokens' "last used" are refreshed at most this often
+/// (one minute), so that reading pages does not turn every request into a write.
+const TOUCH_EVERY_MICROS: i64 = 60_000_000;
+
 /// A user as stored (without the password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -238,7 +242,7 @@ impl Store {
         let idle_cutoff = micros(now) - i64::try_from(idle_limit.as_micros()).unwrap_or(i64::MAX);
         let row = sqlx::query(self.sql(
             "SELECT u.id, u.username, u.display_name, u.role, u.organization, u.disabled_at,
-                    s.csrf_token, s.expires_at
+                    s.csrf_token, s.expires_at, s.last_seen_at
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ? AND s.expires_at > ? AND s.last_seen_at > ?
                AND u.disabled_at IS NULL",
@@ -249,11 +253,14 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        sqlx::query(self.sql("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?"))
-            .bind(micros(now))
-            .bind(token_hash.to_owned())
-            .execute(&self.pool)
-            .await?;
+        let last_seen: i64 = row.try_get("last_seen_at")?;
+        if micros(now) - last_seen > TOUCH_EVERY_MICROS {
+            sqlx::query(self.sql("UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?"))
+                .bind(micros(now))
+                .bind(token_hash.to_owned())
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(Some(SessionRecord {
             user: user_from_row(&row)?,
             csrf_token: row.try_get("csrf_token")?,
@@ -350,7 +357,8 @@ impl Store {
     /// The active user holding a live (unrevoked) token with this hash.
     pub async fn user_for_api_token(&self, token_hash: &str) -> Result<Option<UserRecord>> {
         let row = sqlx::query(self.sql(
-            "SELECT u.id, u.username, u.display_name, u.role, u.organization, u.disabled_at, t.id AS token_id
+            "SELECT u.id, u.username, u.display_name, u.role, u.organization, u.disabled_at,
+                    t.id AS token_id, t.last_used_at
              FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
         ))
@@ -359,11 +367,15 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let token_id: i64 = row.try_get("token_id")?;
-        sqlx::query(self.sql("UPDATE api_tokens SET last_used_at = ? WHERE id = ?"))
-            .bind(micros(Timestamp::now()))
-            .bind(token_id)
-            .execute(&self.pool)
-            .await?;
+        let last_used: Option<i64> = row.try_get("last_used_at")?;
+        let now = micros(Timestamp::now());
+        if last_used.is_none_or(|t| now - t > TOUCH_EVERY_MICROS) {
+            sqlx::query(self.sql("UPDATE api_tokens SET last_used_at = ? WHERE id = ?"))
+                .bind(now)
+                .bind(token_id)
+                .execute(&self.pool)
+                .await?;
+        }
         user_from_row(&row).map(Some)
     }
 

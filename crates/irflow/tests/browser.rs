@@ -362,3 +362,95 @@ async fn a_referrer_sees_only_their_own_referrals() {
         .unwrap();
     s.driver.clone().quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_shows_every_access_of_a_visit() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    sign_in(&s, "nurse").await;
+    wait_for_text(&s.driver, "Worklist").await;
+    // Filter the worklist (an htmx swap), then open a case.
+    s.driver
+        .find(By::Css("a.chip.state-awaiting_action"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..50 {
+        if s.driver.current_url().await.unwrap().query() == Some("state=awaiting_action") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.driver.current_url().await.unwrap().query(),
+        Some("state=awaiting_action"),
+        "the address bar follows the filter"
+    );
+    wait_for_text(&s.driver, "Johnson, Robert").await;
+    assert!(
+        !s.driver.source().await.unwrap().contains("Nguyen, Linh"),
+        "only the chosen state is listed"
+    );
+    s.driver
+        .find(By::LinkText("Johnson, Robert"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Timeline").await;
+    let case_path = s.driver.current_url().await.unwrap().path().to_owned();
+    let case_id = case_path.rsplit('/').next().unwrap().to_owned();
+    sign_out(&s).await;
+
+    sign_in(&s, "admin").await;
+    wait_for_text(&s.driver, "Audit log").await;
+    s.driver
+        .find(By::Id("f-actor"))
+        .await
+        .unwrap()
+        .send_keys("nurse")
+        .await
+        .unwrap();
+    s.driver
+        .find(By::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "sign_out").await;
+    let table = s
+        .driver
+        .find(By::Id("audit-table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "sign_in",
+        "list",
+        "read",
+        &format!("case {case_id}"),
+        "sign_out",
+    ] {
+        assert!(
+            table.contains(expected),
+            "audit log shows {expected}:\n{table}"
+        );
+    }
+    assert!(
+        !table.contains("Johnson"),
+        "the audit log holds no patient names"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("audit.png"))
+        .await
+        .unwrap();
+    s.driver.clone().quit().await.unwrap();
+}

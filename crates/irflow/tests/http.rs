@@ -704,6 +704,25 @@ async fn a_visit_leaves_a_complete_audit_trail() {
     for expected in ["sign_in", "list", "read", &format!("case {case}")] {
         assert!(html.contains(expected), "audit page shows {expected}");
     }
+    let admin_token = app.token_for("admin").await;
+    let (_, v) = json_of(
+        reqwest::Client::new()
+            .get(app.at(&format!(
+                "/api/v1/audit?actor=scheduler&action=read&entity_type=case&entity_id={case}"
+            )))
+            .bearer_auth(&admin_token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let read = &v["events"][0];
+    assert_eq!(read["outcome"], "success");
+    assert_eq!(read["actor"]["role"], "scheduler");
+    assert_eq!(
+        read["client"], "127.0.0.1",
+        "reads record where they came from"
+    );
     // Anonymous attempts are recorded too.
     reqwest::Client::new()
         .get(app.at(&format!("/api/v1/cases/{case}")))

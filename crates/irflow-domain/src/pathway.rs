@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 
 use crate::people::{Actor, Role};
+use crate::referral::ReturnReason;
 
 /// Where a case is on the pathway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -269,13 +270,14 @@ impl Action {
         Some(to)
     }
 
-    /// The roles that may take this action. Admins configure the department and
-    /// do not move cases.
+    /// The roles that may take this action. Admins configure the department; of the
+    /// pathway they may only triage (accept or return referrals).
     pub const fn permitted_roles(self) -> &'static [Role] {
         use Action as A;
         use Role as R;
         match self {
-            A::Accept | A::Return => &[R::Radiologist],
+            // Vetting is a radiologist's call; an admin (e.g. the medical director) may triage too.
+            A::Accept | A::Return => &[R::Radiologist, R::Admin],
             A::Resubmit => &[R::Referrer, R::Scheduler],
             A::MarkReady | A::Defer | A::AwaitAction | A::ResumeScreening => {
                 &[R::Nurse, R::Radiologist]
@@ -426,6 +428,8 @@ pub struct TransitionRequest {
     pub reason: Option<String>,
     /// For [`Action::Defer`]: wait until this date (optional: "until resolved").
     pub deferred_until: Option<Date>,
+    /// For [`Action::Return`]: the structured reason (required there).
+    pub return_reason: Option<ReturnReason>,
 }
 
 impl TransitionRequest {
@@ -435,6 +439,15 @@ impl TransitionRequest {
             action,
             reason: None,
             deferred_until: None,
+            return_reason: None,
+        }
+    }
+
+    /// A return to the referrer, with its structured reason and explanation.
+    pub fn return_to_referrer(reason: ReturnReason, text: impl Into<String>) -> Self {
+        Self {
+            return_reason: Some(reason),
+            ..Self::new(Action::Return).because(text)
         }
     }
 
@@ -484,6 +497,14 @@ pub enum TransitionError {
     /// A date was given for an action that takes none.
     #[error("a date only applies when deferring a case")]
     UnexpectedDate,
+    /// A return needs its structured reason.
+    #[error(
+        "choose why the referral is returned (not enough information, wrong procedure, imaging needed first, not indicated, other)"
+    )]
+    ReturnReasonRequired,
+    /// A return reason was given for another action.
+    #[error("a return reason only applies when returning a referral")]
+    UnexpectedReturnReason,
 }
 
 fn allowed_hint(from: CaseState) -> String {
@@ -521,6 +542,8 @@ pub struct PathwayEvent {
     pub reason: Option<String>,
     /// For deferrals: until when.
     pub deferred_until: Option<Date>,
+    /// For returns: the structured reason.
+    pub return_reason: Option<ReturnReason>,
 }
 
 /// Checks a requested transition and, if it is allowed, returns the event to record.
@@ -564,6 +587,11 @@ pub fn decide(
         (Action::Defer, _) | (_, None) => {}
         (_, Some(_)) => return Err(TransitionError::UnexpectedDate),
     }
+    match (action, request.return_reason) {
+        (Action::Return, None) => return Err(TransitionError::ReturnReasonRequired),
+        (Action::Return, Some(_)) | (_, None) => {}
+        (_, Some(_)) => return Err(TransitionError::UnexpectedReturnReason),
+    }
     Ok(PathwayEvent {
         from,
         to,
@@ -572,6 +600,7 @@ pub fn decide(
         at,
         reason,
         deferred_until: request.deferred_until,
+        return_reason: request.return_reason,
     })
 }
 
@@ -699,7 +728,7 @@ mod tests {
         .expect_err("only radiologists vet");
         assert_eq!(
             err.to_string(),
-            "a scheduler may not accept a case; this is for: radiologist"
+            "a scheduler may not accept a case; this is for: radiologist, admin"
         );
         assert_eq!(
             decide(
@@ -712,7 +741,12 @@ mod tests {
             Err(TransitionError::NoRole)
         );
         for action in Action::ALL {
-            assert!(!action.permits(Role::Admin), "admins do not move cases");
+            let triage = matches!(action, Action::Accept | Action::Return);
+            assert_eq!(
+                action.permits(Role::Admin),
+                triage,
+                "admins only triage: {action}"
+            );
         }
     }
 
@@ -750,6 +784,26 @@ mod tests {
     }
 
     #[test]
+    fn returns_carry_a_structured_reason() {
+        let rad = actor(Role::Radiologist);
+        let bare = TransitionRequest::new(Action::Return).because("see notes");
+        assert_eq!(
+            decide(CaseState::Referred, &bare, &rad, now(), today()),
+            Err(TransitionError::ReturnReasonRequired)
+        );
+        let ok =
+            TransitionRequest::return_to_referrer(ReturnReason::ImagingNeededFirst, "send the MRI");
+        let event = decide(CaseState::Referred, &ok, &rad, now(), today()).expect("valid return");
+        assert_eq!(event.return_reason, Some(ReturnReason::ImagingNeededFirst));
+        let mut stray = TransitionRequest::new(Action::Accept);
+        stray.return_reason = Some(ReturnReason::Other);
+        assert_eq!(
+            decide(CaseState::Referred, &stray, &rad, now(), today()),
+            Err(TransitionError::UnexpectedReturnReason)
+        );
+    }
+
+    #[test]
     fn names_round_trip() {
         for s in CaseState::ALL {
             assert_eq!(s.as_str().parse::<CaseState>(), Ok(s));
@@ -782,6 +836,7 @@ mod tests {
             for (action, role, with_reason) in steps {
                 let mut req = TransitionRequest::new(action);
                 if with_reason { req = req.because("because"); }
+                if action == Action::Return { req.return_reason = Some(ReturnReason::NotIndicated); }
                 match decide(state, &req, &actor(role), now(), today()) {
                     Ok(event) => {
                         prop_assert_eq!(event.from, state);

@@ -57,11 +57,6 @@ impl Role {
     pub const fn is_department_staff(self) -> bool {
         !matches!(self, Role::Referrer)
     }
-
-    /// Roles that handle cases clinically or administratively (not admin).
-    pub const fn works_cases(self) -> bool {
-        !matches!(self, Role::Admin)
-    }
 }
 
 impl fmt::Display for Role {

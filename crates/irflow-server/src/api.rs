@@ -117,13 +117,16 @@ pub async fn list_cases(
 ) -> ApiResult<Value> {
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let filter = CaseFilter {
-        state: query
+        states: query
             .state
             .as_deref()
             .map(str::parse::<CaseState>)
             .transpose()
-            .map_err(|e| AppError::BadRequest(e.to_string()))?,
+            .map_err(|e| AppError::BadRequest(e.to_string()))?
+            .into_iter()
+            .collect(),
         limit: parse_limit(query.limit.as_deref(), 1000)?,
+        ..CaseFilter::default()
     };
     let cases = state.store().list_cases(&caller.actor(), &filter).await?;
     let tz = state.time_zone();
@@ -233,6 +236,7 @@ pub struct TransitionBody {
     action: String,
     reason: Option<String>,
     deferred_until: Option<String>,
+    return_reason: Option<String>,
     expected_version: Option<i64>,
 }
 
@@ -258,10 +262,17 @@ pub async fn transition_case(
             })
         })
         .transpose()?;
+    let return_reason = body
+        .return_reason
+        .as_deref()
+        .map(str::parse::<irflow_domain::ReturnReason>)
+        .transpose()
+        .map_err(|e| AppError::BadRequest(format!("return_reason: {e}")))?;
     let request = TransitionRequest {
         action,
         reason: body.reason,
         deferred_until,
+        return_reason,
     };
     state
         .store()

@@ -23,6 +23,14 @@ pub enum AppError {
     /// Well-formed, but the values are not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// One field of a form is not acceptable.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// The current state forbids it, or someone else changed it first.
     #[error("{0}")]
     Conflict(String),
@@ -42,7 +50,7 @@ impl AppError {
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Invalid(_) | AppError::Field { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -56,7 +64,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::BadRequest(_) => "bad_request",
-            AppError::Invalid(_) => "invalid",
+            AppError::Invalid(_) | AppError::Field { .. } => "invalid",
             AppError::Conflict(_) => "conflict",
             AppError::TooManyRequests(_) => "too_many_requests",
             AppError::Internal(_) => "internal",
@@ -89,6 +97,8 @@ impl From<StoreError> for AppError {
             StoreError::Transition(t) => t.into(),
             StoreError::Conflict(m) | StoreError::Duplicate(m) => AppError::Conflict(m),
             StoreError::Invalid(m) => AppError::Invalid(m),
+            StoreError::Field { field, message } => AppError::Field { field, message },
+            e @ StoreError::DuplicateCase { .. } => AppError::Conflict(e.to_string()),
             other @ (StoreError::Config(_)
             | StoreError::Migration(_)
             | StoreError::Corrupt(_)
@@ -107,7 +117,9 @@ impl From<TransitionError> for AppError {
             TransitionError::ReasonRequired(_)
             | TransitionError::ReasonTooLong(_)
             | TransitionError::DeferDateNotFuture { .. }
-            | TransitionError::UnexpectedDate => AppError::Invalid(e.to_string()),
+            | TransitionError::UnexpectedDate
+            | TransitionError::ReturnReasonRequired
+            | TransitionError::UnexpectedReturnReason => AppError::Invalid(e.to_string()),
         }
     }
 }

@@ -82,7 +82,9 @@ fn error_title(e: &AppError) -> &'static str {
         AppError::Unauthenticated => "Please sign in",
         AppError::Forbidden(_) => "Not allowed",
         AppError::NotFound(_) => "Not found",
-        AppError::BadRequest(_) | AppError::Invalid(_) => "That did not work",
+        AppError::BadRequest(_) | AppError::Invalid(_) | AppError::Field { .. } => {
+            "That did not work"
+        }
         AppError::Conflict(_) => "That could not be done now",
         AppError::TooManyRequests(_) => "Too many attempts",
         AppError::Internal(_) => "Something went wrong",
@@ -497,8 +499,8 @@ pub async fn worklist(
         .list_cases(
             &who.actor(),
             &CaseFilter {
-                state: None,
                 limit: Some(1000),
+                ..CaseFilter::default()
             },
         )
         .await
@@ -742,6 +744,8 @@ pub struct TransitionForm {
     reason: String,
     #[serde(default)]
     deferred_until: String,
+    #[serde(default)]
+    return_reason: String,
     version: Option<i64>,
 }
 
@@ -781,6 +785,7 @@ pub async fn case_transition(
                 action,
                 reason: Some(form.reason.clone()),
                 deferred_until,
+                return_reason: form.return_reason.trim().parse().ok(),
             };
             state
                 .store()

@@ -3,7 +3,10 @@
 //! are confined to the cases they referred by the queries themselves.
 
 use irflow_domain::pathway::{self, TransitionRequest};
-use irflow_domain::{Actor, CaseId, CaseState, NewPatient, PathwayEvent, PatientId, Role, UserId};
+use irflow_domain::{
+    Actor, CaseId, CaseState, Channel, ImagingModality, NewPatient, PathwayEvent, PatientId,
+    PriorImaging, Role, Side, Urgency, UserId,
+};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use sqlx::Row;
@@ -31,19 +34,6 @@ pub struct PatientRecord {
     pub email: Option<String>,
     /// Preferred language (BCP 47).
     pub preferred_language: String,
-}
-
-/// A case to open.
-#[derive(Debug, Clone)]
-pub struct NewCase {
-    /// The patient.
-    pub patient: PatientId,
-    /// The referring provider (a user with the referrer role).
-    pub referrer: UserId,
-    /// Procedure code (CPT).
-    pub procedure_code: String,
-    /// Procedure name.
-    pub procedure_name: String,
 }
 
 /// A case as worklists show it.
@@ -81,6 +71,14 @@ pub struct CaseSummary {
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version.
     pub version: i64,
+    /// How soon.
+    pub urgency: Urgency,
+    /// Levels as ordered (normalised), if any.
+    pub levels: Option<String>,
+    /// Side as ordered.
+    pub side: Option<Side>,
+    /// The patient record may be a duplicate: staff must confirm the match.
+    pub needs_patient_review: bool,
 }
 
 impl CaseSummary {
@@ -109,6 +107,30 @@ pub struct TimelineEntry {
     pub reason: Option<String>,
     /// Deferral date.
     pub deferred_until: Option<Date>,
+    /// Structured reason code (returns).
+    pub reason_code: Option<String>,
+}
+
+/// The order's details as stored. Cases from before referrals were recorded in full
+/// have these empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReferralRecord {
+    /// Why.
+    pub indication: Option<String>,
+    /// ICD-10-CM code.
+    pub icd10: Option<String>,
+    /// Prior imaging.
+    pub prior_imaging: Option<PriorImaging>,
+    /// Known blood thinners.
+    pub blood_thinners: Option<String>,
+    /// Notes for the radiologist.
+    pub clinical_notes: Option<String>,
+    /// How it arrived.
+    pub channel: Option<Channel>,
+    /// Who typed it in (a referrer online, a scheduler on the phone, a FHIR client's user).
+    pub entered_by: Option<String>,
+    /// Patients this case's patient may duplicate, until staff decide.
+    pub review_candidates: Vec<PatientId>,
 }
 
 /// A case with its patient and timeline.
@@ -120,47 +142,86 @@ pub struct CaseDetail {
     pub patient: PatientRecord,
     /// Its history, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// The order's details.
+    pub referral: ReferralRecord,
 }
 
-/// Which cases to list.
+/// Which cases to list; every condition given must hold.
 #[derive(Debug, Clone, Default)]
 pub struct CaseFilter {
-    /// Only this state.
-    pub state: Option<CaseState>,
+    /// Only these states (empty: any).
+    pub states: Vec<CaseState>,
+    /// Only this patient's.
+    pub patient: Option<PatientId>,
+    /// Only those referred by this user.
+    pub referrer: Option<UserId>,
     /// At most this many (capped at 1000; default 500).
     pub limit: Option<u32>,
+    /// Skip this many (paging).
+    pub offset: Option<u32>,
+}
+
+impl CaseFilter {
+    /// Cases in one state.
+    pub fn in_state(state: CaseState) -> Self {
+        Self {
+            states: vec![state],
+            ..Self::default()
+        }
+    }
+
+    fn states_param(&self) -> Option<String> {
+        (!self.states.is_empty()).then(|| {
+            self.states
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = vec![format!(
+            "states={}",
+            self.states_param().unwrap_or_else(|| "any".to_owned())
+        )];
+        if let Some(p) = self.patient {
+            parts.push(format!("patient={p}"));
+        }
+        if let Some(r) = self.referrer {
+            parts.push(format!("referrer={r}"));
+        }
+        parts.join(" ")
+    }
 }
 
 /// Which cases an actor may see.
 #[derive(Debug, Clone, Copy)]
-enum Scope {
+pub(crate) enum Scope {
     All,
     ReferredBy(UserId),
 }
 
-fn scope_of(actor: &Actor) -> Result<Scope> {
+pub(crate) fn scope_of(actor: &Actor) -> Result<Scope> {
     match (actor.role, actor.user_id) {
         (None, _) => Ok(Scope::All),
         (Some(Role::Referrer), Some(id)) => Ok(Scope::ReferredBy(id)),
         (Some(Role::Referrer), None) => {
             Err(StoreError::Denied("a referrer must be a signed-in user"))
         }
-        (Some(Role::Admin), _) => Err(StoreError::Denied(
-            "administrators configure the department and do not open patient records",
-        )),
         (Some(_), _) => Ok(Scope::All),
     }
 }
 
 impl Scope {
-    fn allows(self, referrer: UserId) -> bool {
+    pub(crate) fn allows(self, referrer: UserId) -> bool {
         match self {
             Scope::All => true,
             Scope::ReferredBy(me) => me == referrer,
         }
     }
 
-    fn referrer_filter(self) -> Option<i64> {
+    pub(crate) fn referrer_filter(self) -> Option<i64> {
         match self {
             Scope::All => None,
             Scope::ReferredBy(me) => Some(me.get()),
@@ -174,7 +235,10 @@ macro_rules! case_select {
         "SELECT c.id, c.state, c.patient_id, p.family_name, p.given_name, p.mrn,
                 p.date_of_birth, c.procedure_code, c.procedure_name, c.referrer_id,
                 u.display_name AS referrer_name, u.organization AS referrer_organization,
-                c.deferred_until, c.created_at, c.updated_at, c.version
+                c.deferred_until, c.created_at, c.updated_at, c.version, c.urgency, c.levels,
+                c.side, c.patient_review, c.indication, c.icd10, c.prior_imaging_modality,
+                c.prior_imaging_date, c.prior_imaging_place, c.blood_thinners, c.clinical_notes,
+                c.channel, c.entered_by
          FROM cases c JOIN patients p ON p.id = c.patient_id JOIN users u ON u.id = c.referrer_id"
     };
 }
@@ -184,9 +248,47 @@ fn date_column(row: &AnyRow, column: &str) -> Result<Option<Date>> {
     raw.map(|d| parse_stored(column, &d)).transpose()
 }
 
+fn opt_parse<T: std::str::FromStr>(row: &AnyRow, column: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw: Option<String> = row.try_get(column)?;
+    raw.filter(|r| !r.is_empty())
+        .map(|r| parse_stored(column, &r))
+        .transpose()
+}
+
+fn referral_from_row(row: &AnyRow) -> Result<ReferralRecord> {
+    let modality: Option<ImagingModality> = opt_parse(row, "prior_imaging_modality")?;
+    let review: Option<String> = row.try_get("patient_review")?;
+    Ok(ReferralRecord {
+        indication: row.try_get("indication")?,
+        icd10: row.try_get("icd10")?,
+        prior_imaging: match modality {
+            Some(modality) => Some(PriorImaging {
+                modality,
+                date: date_column(row, "prior_imaging_date")?,
+                place: row.try_get("prior_imaging_place")?,
+            }),
+            None => None,
+        },
+        blood_thinners: row.try_get("blood_thinners")?,
+        clinical_notes: row.try_get("clinical_notes")?,
+        channel: opt_parse(row, "channel")?,
+        entered_by: row.try_get("entered_by")?,
+        review_candidates: review
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|id| parse_stored::<i64>("patient_review", id).map(PatientId::new))
+            .collect::<Result<_>>()?,
+    })
+}
+
 fn case_from_row(row: &AnyRow) -> Result<CaseSummary> {
     let state: String = row.try_get("state")?;
     let dob: String = row.try_get("date_of_birth")?;
+    let urgency: String = row.try_get("urgency")?;
+    let review: Option<String> = row.try_get("patient_review")?;
     Ok(CaseSummary {
         id: CaseId::new(row.try_get("id")?),
         state: parse_stored("case state", &state)?,
@@ -204,10 +306,14 @@ fn case_from_row(row: &AnyRow) -> Result<CaseSummary> {
         created_at: from_micros(row.try_get("created_at")?)?,
         updated_at: from_micros(row.try_get("updated_at")?)?,
         version: row.try_get("version")?,
+        urgency: parse_stored("urgency", &urgency)?,
+        levels: row.try_get("levels")?,
+        side: opt_parse(row, "side")?,
+        needs_patient_review: review.is_some_and(|r| !r.trim().is_empty()),
     })
 }
 
-fn patient_from_row(row: &AnyRow) -> Result<PatientRecord> {
+pub(crate) fn patient_from_row(row: &AnyRow) -> Result<PatientRecord> {
     let dob: String = row.try_get("date_of_birth")?;
     Ok(PatientRecord {
         id: PatientId::new(row.try_get("id")?),
@@ -234,15 +340,22 @@ fn timeline_from_row(row: &AnyRow) -> Result<TimelineEntry> {
         at: from_micros(row.try_get("at")?)?,
         reason: row.try_get("reason")?,
         deferred_until: date_column(row, "deferred_until")?,
+        reason_code: row.try_get("reason_code")?,
     })
 }
 
-fn outcome_of(err: &StoreError) -> AuditOutcome {
+pub(crate) fn outcome_of(err: &StoreError) -> AuditOutcome {
     match err {
         StoreError::NotFound => AuditOutcome::NotFound,
-        StoreError::Denied(_) => AuditOutcome::Denied,
+        StoreError::Denied(_)
+        | StoreError::Transition(
+            irflow_domain::TransitionError::RoleNotPermitted { .. }
+            | irflow_domain::TransitionError::NoRole,
+        ) => AuditOutcome::Denied,
         StoreError::Transition(_)
         | StoreError::Invalid(_)
+        | StoreError::Field { .. }
+        | StoreError::DuplicateCase { .. }
         | StoreError::Duplicate(_)
         | StoreError::Conflict(_) => AuditOutcome::Invalid,
         _ => AuditOutcome::Error,
@@ -271,30 +384,7 @@ impl Store {
         }
         let now = Timestamp::now();
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query_scalar::<_, i64>(self.sql(
-            "INSERT INTO patients (mrn, family_name, given_name, date_of_birth, phone, email,
-                                   preferred_language, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        ))
-        .bind(patient.mrn.as_ref().map(|m| m.as_str().to_owned()))
-        .bind(patient.name.family().to_owned())
-        .bind(patient.name.given().to_owned())
-        .bind(patient.date_of_birth.to_string())
-        .bind(patient.phone.as_ref().map(|p| p.as_str().to_owned()))
-        .bind(patient.email.as_ref().map(|e| e.as_str().to_owned()))
-        .bind(patient.preferred_language.as_str().to_owned())
-        .bind(micros(now))
-        .fetch_one(&mut *tx)
-        .await;
-        let id = match inserted {
-            Ok(id) => PatientId::new(id),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                return Err(StoreError::Duplicate(
-                    "a patient with this MRN is already on file".to_owned(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let id = self.insert_patient_row(&mut tx, patient, now).await?;
         self.insert_audit(
             &mut *tx,
             &NewAuditEvent::new(actor, "create", "patient", AuditOutcome::Success).entity(id),
@@ -305,89 +395,41 @@ impl Store {
         Ok(id)
     }
 
-    /// Opens a case in state `referred`, with its first timeline entry.
-    pub async fn create_case(&self, actor: &Actor, new: &NewCase, at: Timestamp) -> Result<CaseId> {
-        let result = self.insert_case(actor, new, at).await;
-        if let Err(e) = &result {
-            self.record_audit(NewAuditEvent::new(actor, "create", "case", outcome_of(e)))
-                .await?;
-        }
-        result
-    }
-
-    async fn insert_case(&self, actor: &Actor, new: &NewCase, at: Timestamp) -> Result<CaseId> {
-        let scope = scope_of(actor)?;
-        if !scope.allows(new.referrer) {
-            return Err(StoreError::Denied(
-                "a referrer may only refer in their own name",
-            ));
-        }
-        let code = new.procedure_code.trim();
-        let name = new.procedure_name.trim();
-        if code.is_empty() || name.is_empty() {
-            return Err(StoreError::Invalid("a procedure is required".to_owned()));
-        }
-        let mut tx = self.pool.begin().await?;
-        let referrer_role: Option<String> = sqlx::query_scalar(
-            self.sql("SELECT role FROM users WHERE id = ? AND disabled_at IS NULL"),
-        )
-        .bind(new.referrer.get())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if referrer_role.as_deref() != Some(Role::Referrer.as_str()) {
-            return Err(StoreError::Invalid(
-                "the referring provider must be an active user with the referrer role".to_owned(),
-            ));
-        }
-        let id: i64 = sqlx::query_scalar(self.sql(
-            "INSERT INTO cases (patient_id, referrer_id, procedure_code, procedure_name, state,
-                                version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
+    /// Inserts a patient row inside the caller's transaction.
+    pub(crate) async fn insert_patient_row(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        patient: &NewPatient,
+        now: Timestamp,
+    ) -> Result<PatientId> {
+        let inserted = sqlx::query_scalar::<_, i64>(self.sql(
+            "INSERT INTO patients (mrn, family_name, given_name, date_of_birth, phone, email,
+                                   preferred_language, created_at, match_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         ))
-        .bind(new.patient.get())
-        .bind(new.referrer.get())
-        .bind(code.to_owned())
-        .bind(name.to_owned())
-        .bind(CaseState::Referred.as_str())
-        .bind(micros(at))
-        .bind(micros(at))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::Invalid("no such patient".to_owned())
-            }
-            other => other.into(),
-        })?;
-        sqlx::query(self.sql(
-            "INSERT INTO case_events (case_id, action, from_state, to_state, actor_user_id,
-                                      actor_username, actor_role, at, reason, deferred_until)
-             VALUES (?, 'refer', NULL, ?, ?, ?, ?, ?, NULL, NULL)",
-        ))
-        .bind(id)
-        .bind(CaseState::Referred.as_str())
-        .bind(actor.user_id.map(|u| u.get()))
-        .bind(actor.username.clone())
-        .bind(actor.role.map(|r| r.as_str()))
-        .bind(micros(at))
-        .execute(&mut *tx)
-        .await?;
-        self.insert_audit(
-            &mut *tx,
-            &NewAuditEvent::new(actor, "create", "case", AuditOutcome::Success).entity(id),
-            at,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(CaseId::new(id))
+        .bind(patient.mrn.as_ref().map(|m| m.as_str().to_owned()))
+        .bind(patient.name.family().to_owned())
+        .bind(patient.name.given().to_owned())
+        .bind(patient.date_of_birth.to_string())
+        .bind(patient.phone.as_ref().map(|p| p.as_str().to_owned()))
+        .bind(patient.email.as_ref().map(|e| e.as_str().to_owned()))
+        .bind(patient.preferred_language.as_str().to_owned())
+        .bind(micros(now))
+        .bind(crate::referrals::match_key(patient))
+        .fetch_one(&mut **tx)
+        .await;
+        match inserted {
+            Ok(id) => Ok(PatientId::new(id)),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(
+                StoreError::Duplicate("a patient with this MRN is already on file".to_owned()),
+            ),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Lists the cases the actor may see, most recently moved first.
     pub async fn list_cases(&self, actor: &Actor, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
-        let detail = format!(
-            "state={}",
-            filter.state.map(CaseState::as_str).unwrap_or("any")
-        );
+        let detail = filter.describe();
         let result = self.select_cases(actor, filter).await;
         let event = NewAuditEvent::new(
             actor,
@@ -408,22 +450,55 @@ impl Store {
     async fn select_cases(&self, actor: &Actor, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
         let scope = scope_of(actor)?;
         let limit = i64::from(filter.limit.unwrap_or(500).clamp(1, 1000));
+        let offset = i64::from(filter.offset.unwrap_or(0));
+        let states = filter.states_param();
         let rows = sqlx::query(self.sql(concat!(
             case_select!(),
-            "
-             WHERE (CAST(? AS TEXT) IS NULL OR c.state = ?)
+            " WHERE (CAST(? AS TEXT) IS NULL OR (',' || ? || ',') LIKE ('%,' || c.state || ',%'))
                AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+               AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+               AND (CAST(? AS BIGINT) IS NULL OR c.patient_id = ?)
              ORDER BY c.updated_at DESC, c.id DESC
-             LIMIT ?"
+             LIMIT ? OFFSET ?"
         )))
-        .bind(filter.state.map(CaseState::as_str))
-        .bind(filter.state.map(CaseState::as_str))
+        .bind(states.clone())
+        .bind(states)
         .bind(scope.referrer_filter())
         .bind(scope.referrer_filter())
+        .bind(filter.referrer.map(|r| r.get()))
+        .bind(filter.referrer.map(|r| r.get()))
+        .bind(filter.patient.map(|p| p.get()))
+        .bind(filter.patient.map(|p| p.get()))
         .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(case_from_row).collect()
+    }
+
+    /// How many cases match a filter (ignoring limit and offset), within the actor's scope.
+    /// Counting is part of a search the caller audits through [`Store::list_cases`].
+    pub async fn count_cases(&self, actor: &Actor, filter: &CaseFilter) -> Result<i64> {
+        let scope = scope_of(actor)?;
+        let states = filter.states_param();
+        let n: i64 = sqlx::query_scalar(self.sql(
+            "SELECT COUNT(*) FROM cases c
+             WHERE (CAST(? AS TEXT) IS NULL OR (',' || ? || ',') LIKE ('%,' || c.state || ',%'))
+               AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+               AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+               AND (CAST(? AS BIGINT) IS NULL OR c.patient_id = ?)",
+        ))
+        .bind(states.clone())
+        .bind(states)
+        .bind(scope.referrer_filter())
+        .bind(scope.referrer_filter())
+        .bind(filter.referrer.map(|r| r.get()))
+        .bind(filter.referrer.map(|r| r.get()))
+        .bind(filter.patient.map(|p| p.get()))
+        .bind(filter.patient.map(|p| p.get()))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
     }
 
     /// One case with its patient and timeline, if the actor may see it.
@@ -440,7 +515,7 @@ impl Store {
 
     async fn select_case_detail(&self, actor: &Actor, id: CaseId) -> Result<CaseDetail> {
         let scope = scope_of(actor)?;
-        let case = self.case_summary(id).await?;
+        let (case, referral) = self.case_with_referral(id).await?;
         if !scope.allows(case.referrer_id) {
             return Err(StoreError::Denied("not a case this referrer referred"));
         }
@@ -452,7 +527,8 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let timeline = sqlx::query(self.sql(
-            "SELECT action, from_state, to_state, actor_username, actor_role, at, reason, deferred_until
+            "SELECT action, from_state, to_state, actor_username, actor_role, at, reason, deferred_until,
+                    reason_code
              FROM case_events WHERE case_id = ? ORDER BY id",
         ))
         .bind(id.get())
@@ -465,18 +541,21 @@ impl Store {
                 .iter()
                 .map(timeline_from_row)
                 .collect::<Result<_>>()?,
+            referral,
         })
     }
 
-    async fn case_summary(&self, id: CaseId) -> Result<CaseSummary> {
+    pub(crate) async fn case_summary(&self, id: CaseId) -> Result<CaseSummary> {
+        Ok(self.case_with_referral(id).await?.0)
+    }
+
+    async fn case_with_referral(&self, id: CaseId) -> Result<(CaseSummary, ReferralRecord)> {
         let row = sqlx::query(self.sql(concat!(case_select!(), " WHERE c.id = ?")))
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref()
-            .map(case_from_row)
-            .transpose()?
-            .ok_or(StoreError::NotFound)
+        let row = row.ok_or(StoreError::NotFound)?;
+        Ok((case_from_row(&row)?, referral_from_row(&row)?))
     }
 
     /// Moves a case along the pathway: checks the transition in the domain, applies it
@@ -546,22 +625,20 @@ impl Store {
                     .to_owned(),
             ));
         }
-        sqlx::query(self.sql(
-            "INSERT INTO case_events (case_id, action, from_state, to_state, actor_user_id,
-                                      actor_username, actor_role, at, reason, deferred_until)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(id.get())
-        .bind(event.action.as_str())
-        .bind(event.from.as_str())
-        .bind(event.to.as_str())
-        .bind(actor.user_id.map(|u| u.get()))
-        .bind(actor.username.clone())
-        .bind(actor.role.map(|r| r.as_str()))
-        .bind(micros(at))
-        .bind(event.reason.clone())
-        .bind(event.deferred_until.map(|d| d.to_string()))
-        .execute(&mut *tx)
+        self.insert_timeline(
+            &mut tx,
+            id,
+            &Timeline {
+                action: event.action.as_str(),
+                from: Some(event.from),
+                to: event.to,
+                reason: event.reason.clone(),
+                deferred_until: event.deferred_until,
+                reason_code: event.return_reason.map(|r| r.as_str()),
+            },
+            actor,
+            at,
+        )
         .await?;
         self.insert_audit(
             &mut *tx,
@@ -579,9 +656,51 @@ impl Store {
     }
 }
 
+/// A timeline entry to write.
+pub(crate) struct Timeline {
+    pub(crate) action: &'static str,
+    pub(crate) from: Option<CaseState>,
+    pub(crate) to: CaseState,
+    pub(crate) reason: Option<String>,
+    pub(crate) deferred_until: Option<Date>,
+    pub(crate) reason_code: Option<&'static str>,
+}
+
+impl Store {
+    /// Appends to a case's timeline inside the caller's transaction.
+    pub(crate) async fn insert_timeline(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        case: CaseId,
+        entry: &Timeline,
+        actor: &Actor,
+        at: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(self.sql(
+            "INSERT INTO case_events (case_id, action, from_state, to_state, actor_user_id,
+                                      actor_username, actor_role, at, reason, deferred_until, reason_code)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(case.get())
+        .bind(entry.action)
+        .bind(entry.from.map(CaseState::as_str))
+        .bind(entry.to.as_str())
+        .bind(actor.user_id.map(|u| u.get()))
+        .bind(actor.username.clone())
+        .bind(actor.role.map(|r| r.as_str()))
+        .bind(micros(at))
+        .bind(entry.reason.clone())
+        .bind(entry.deferred_until.map(|d| d.to_string()))
+        .bind(entry.reason_code)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
 /// Callers outside the store see "not found" for a case they may not see, so that
 /// case numbers reveal nothing; the audit log keeps the truth.
-fn hide_denial(e: StoreError) -> StoreError {
+pub(crate) fn hide_denial(e: StoreError) -> StoreError {
     match e {
         StoreError::Denied("not a case this referrer referred") => StoreError::NotFound,
         other => other,

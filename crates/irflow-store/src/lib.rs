@@ -13,6 +13,7 @@
 mod audit;
 mod cases;
 mod migrate;
+mod referrals;
 pub mod testing;
 mod users;
 
@@ -25,8 +26,11 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions};
 
 pub use audit::{AuditEvent, AuditFilter, AuditOutcome, NewAuditEvent};
-pub use cases::{CaseDetail, CaseFilter, CaseSummary, NewCase, PatientRecord, TimelineEntry};
+pub use cases::{
+    CaseDetail, CaseFilter, CaseSummary, PatientRecord, ReferralRecord, TimelineEntry,
+};
 pub use irflow_domain::Actor;
+pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
 
 /// Which database is behind the store.
@@ -70,6 +74,20 @@ pub enum StoreError {
     /// Input the store cannot accept.
     #[error("{0}")]
     Invalid(String),
+    /// One field of a submitted form cannot be accepted.
+    #[error("{field}: {message}")]
+    Field {
+        /// The field (as in `irflow_domain::ReferralForm`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The patient already has an open case for this procedure.
+    #[error("this patient already has an open referral (case #{existing}) for this procedure")]
+    DuplicateCase {
+        /// The open case.
+        existing: irflow_domain::CaseId,
+    },
     /// A database URL that cannot be used.
     #[error("{0}")]
     Config(String),

@@ -15,12 +15,20 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit one that has landed: add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "platform",
-    sqlite: include_str!("../migrations/sqlite/0001_platform.sql"),
-    postgres: include_str!("../migrations/postgres/0001_platform.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "platform",
+        sqlite: include_str!("../migrations/sqlite/0001_platform.sql"),
+        postgres: include_str!("../migrations/postgres/0001_platform.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "referrals",
+        sqlite: include_str!("../migrations/sqlite/0002_referrals.sql"),
+        postgres: include_str!("../migrations/postgres/0002_referrals.sql"),
+    },
+];
 
 fn checksum(sql: &str) -> String {
     let digest = Sha256::digest(sql.as_bytes());

@@ -9,9 +9,11 @@ use irflow_domain::{
     Action, Actor, CaseState, LanguageTag, Mrn, NewPatient, PersonName, Role, TransitionError,
     Username,
 };
+use irflow_domain::{Channel, ReferralDetails, ReturnReason, Side, SpineLevels, Urgency};
 use irflow_store::testing::TestDatabase;
 use irflow_store::{
-    AuditFilter, AuditOutcome, CaseFilter, NewCase, NewUser, Store, StoreError, UserRecord,
+    AuditFilter, AuditOutcome, CaseFilter, NewReferral, NewUser, PatientChoice, PatientMatch,
+    ReferralSubject, Store, StoreError, UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -78,25 +80,46 @@ async fn world(store: &Store) -> World {
     }
 }
 
-async fn open_case(store: &Store, referrer: &UserRecord, family: &str) -> irflow_domain::CaseId {
-    let sys = Actor::system("test");
-    let p = store
-        .create_patient(&sys, &patient(None, family))
-        .await
-        .unwrap();
+fn details(code: &str, levels: Option<&str>) -> ReferralDetails {
+    ReferralDetails {
+        procedure_code: code.into(),
+        levels: levels.map(|l| SpineLevels::parse(l).unwrap()),
+        side: Side::Left,
+        indication: "Left L5 radiculopathy".into(),
+        icd10: None,
+        urgency: Urgency::Routine,
+        prior_imaging: None,
+        blood_thinners: None,
+        clinical_notes: None,
+    }
+}
+
+async fn refer(
+    store: &Store,
+    referrer: &UserRecord,
+    patient: NewPatient,
+    code: &str,
+) -> Result<irflow_store::ReferralReceipt, StoreError> {
+    let levels = (code != "27096").then_some("L4-L5");
     store
-        .create_case(
+        .submit_referral(
             &referrer.actor(),
-            &NewCase {
-                patient: p,
+            &NewReferral {
+                subject: ReferralSubject::New(patient),
                 referrer: referrer.id,
-                procedure_code: "64483".into(),
-                procedure_name: "Lumbar transforaminal epidural".into(),
+                details: details(code, levels),
+                channel: Channel::Online,
             },
             Timestamp::now(),
         )
         .await
+}
+
+async fn open_case(store: &Store, referrer: &UserRecord, family: &str) -> irflow_domain::CaseId {
+    refer(store, referrer, patient(None, family), "64483")
+        .await
         .unwrap()
+        .case
 }
 
 async fn migrations_are_idempotent(db: &TestDatabase) {
@@ -309,26 +332,14 @@ async fn cases_follow_the_pathway_and_keep_a_timeline(db: &TestDatabase) {
     assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
 
     let deferred = store
-        .list_cases(
-            &w.nurse,
-            &CaseFilter {
-                state: Some(CaseState::Deferred),
-                limit: None,
-            },
-        )
+        .list_cases(&w.nurse, &CaseFilter::in_state(CaseState::Deferred))
         .await
         .unwrap();
     assert_eq!(deferred.len(), 1);
     assert_eq!(deferred[0].patient_name(), "Alvarez, Pat");
     assert!(
         store
-            .list_cases(
-                &w.nurse,
-                &CaseFilter {
-                    state: Some(CaseState::Ready),
-                    limit: None
-                }
-            )
+            .list_cases(&w.nurse, &CaseFilter::in_state(CaseState::Ready))
             .await
             .unwrap()
             .is_empty()
@@ -366,19 +377,19 @@ async fn referrers_see_only_their_own_cases(db: &TestDatabase) {
         .await
         .unwrap();
     let forged = store
-        .create_case(
+        .submit_referral(
             &me,
-            &NewCase {
-                patient: p,
+            &NewReferral {
+                subject: ReferralSubject::Existing(p),
                 referrer: w.other_referrer.id,
-                procedure_code: "1".into(),
-                procedure_name: "x".into(),
+                details: details("64483", Some("L4-L5")),
+                channel: Channel::Online,
             },
             Timestamp::now(),
         )
         .await;
     assert!(matches!(forged, Err(StoreError::Denied(_))));
-    // Staff see both; admins see none.
+    // Staff see both, and so do admins.
     assert_eq!(
         store
             .list_cases(&w.nurse, &CaseFilter::default())
@@ -387,9 +398,27 @@ async fn referrers_see_only_their_own_cases(db: &TestDatabase) {
             .len(),
         2
     );
+    assert_eq!(
+        store
+            .list_cases(&w.admin, &CaseFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "admins may triage"
+    );
+    // Patients: a referrer reads only the patients of their own cases.
+    let mine_patient = store.case_detail(&w.nurse, mine).await.unwrap().patient.id;
+    let theirs_patient = store
+        .case_detail(&w.nurse, theirs)
+        .await
+        .unwrap()
+        .patient
+        .id;
+    assert!(store.patient(&me, mine_patient).await.is_ok());
     assert!(matches!(
-        store.list_cases(&w.admin, &CaseFilter::default()).await,
-        Err(StoreError::Denied(_))
+        store.patient(&me, theirs_patient).await,
+        Err(StoreError::NotFound)
     ));
 
     // The denied read is in the audit log as denied, attributed to the referrer.
@@ -553,4 +582,339 @@ async fn concurrent_transitions_have_one_winner(db: &TestDatabase) {
 on_every_backend!(
     concurrent_transitions_have_one_winner_everywhere,
     concurrent_transitions_have_one_winner
+);
+
+async fn referrals_match_patients_and_refuse_duplicates(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let first = refer(store, &w.referrer, patient(Some("MGH-7"), "Lopez"), "64483")
+        .await
+        .unwrap();
+    assert_eq!(first.patient_match, PatientMatch::New);
+    // Same MRN, same person: reused; same procedure still open: refused, naming the case.
+    let again = refer(
+        store,
+        &w.other_referrer,
+        patient(Some("mgh-7"), "Lopez"),
+        "64483",
+    )
+    .await;
+    assert!(
+        matches!(again, Err(StoreError::DuplicateCase { existing }) if existing == first.case),
+        "{again:?}"
+    );
+    // A different procedure for the same patient is fine, and reuses the record.
+    let facet = refer(store, &w.referrer, patient(Some("MGH-7"), "Lopez"), "64493")
+        .await
+        .unwrap();
+    assert_eq!(
+        (facet.patient, facet.patient_match),
+        (first.patient, PatientMatch::ByMrn)
+    );
+    // Name and date of birth (any case, extra spaces) without MRN: the same patient.
+    let by_name = refer(store, &w.referrer, patient(None, "  LOPEZ "), "27096")
+        .await
+        .unwrap();
+    assert_eq!(
+        (by_name.patient, by_name.patient_match),
+        (first.patient, PatientMatch::ByNameAndBirthDate)
+    );
+    // An MRN that belongs to someone else is refused as a likely typo; nothing is stored.
+    let before = store
+        .list_cases(&w.nurse, &CaseFilter::default())
+        .await
+        .unwrap()
+        .len();
+    let typo = refer(store, &w.referrer, patient(Some("MGH-7"), "Smith"), "64483").await;
+    assert!(
+        matches!(typo, Err(StoreError::Field { field: "mrn", .. })),
+        "{typo:?}"
+    );
+    assert_eq!(
+        store
+            .list_cases(&w.nurse, &CaseFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
+
+    // Two patients on file with the same name and birth date: never merged silently.
+    let sys = Actor::system("test");
+    let twin_a = store
+        .create_patient(&sys, &patient(Some("A-1"), "Twin"))
+        .await
+        .unwrap();
+    let twin_b = store
+        .create_patient(&sys, &patient(Some("B-2"), "Twin"))
+        .await
+        .unwrap();
+    let doubtful = refer(store, &w.referrer, patient(None, "Twin"), "64483")
+        .await
+        .unwrap();
+    assert_eq!(
+        doubtful.patient_match,
+        PatientMatch::Ambiguous(vec![twin_a, twin_b])
+    );
+    assert!(doubtful.patient != twin_a && doubtful.patient != twin_b);
+    let d = store.case_detail(&w.nurse, doubtful.case).await.unwrap();
+    assert!(d.case.needs_patient_review);
+    assert_eq!(d.referral.review_candidates, vec![twin_a, twin_b]);
+    // A referrer cannot decide; staff can, and the provisional record goes away.
+    assert!(matches!(
+        store
+            .resolve_patient_review(
+                &w.referrer.actor(),
+                doubtful.case,
+                PatientChoice::SameAs(twin_a),
+                Timestamp::now()
+            )
+            .await,
+        Err(StoreError::Denied(_))
+    ));
+    store
+        .resolve_patient_review(
+            &w.nurse,
+            doubtful.case,
+            PatientChoice::SameAs(twin_b),
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let d = store.case_detail(&w.nurse, doubtful.case).await.unwrap();
+    assert_eq!(d.patient.id, twin_b);
+    assert!(!d.case.needs_patient_review);
+    assert_eq!(d.timeline.last().unwrap().action, "patient_match");
+    assert!(matches!(
+        store.patient(&w.nurse, doubtful.patient).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store
+            .resolve_patient_review(
+                &w.nurse,
+                doubtful.case,
+                PatientChoice::Separate,
+                Timestamp::now()
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+on_every_backend!(
+    referrals_match_patients_everywhere,
+    referrals_match_patients_and_refuse_duplicates
+);
+
+async fn returned_referrals_are_amended_and_resubmitted(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let case = open_case(store, &w.referrer, "Returned").await;
+    let ret = TransitionRequest::return_to_referrer(
+        ReturnReason::ImagingNeededFirst,
+        "Please send the lumbar MRI",
+    );
+    store
+        .transition_case(&w.radiologist, case, &ret, None, Timestamp::now(), today())
+        .await
+        .unwrap();
+    let d = store.case_detail(&w.referrer.actor(), case).await.unwrap();
+    assert_eq!(d.case.state, CaseState::Returned);
+    assert_eq!(
+        d.timeline.last().unwrap().reason_code.as_deref(),
+        Some("imaging_needed_first")
+    );
+
+    let mut amended = details("64483", Some("L5-S1"));
+    amended.prior_imaging = Some(irflow_domain::PriorImaging {
+        modality: irflow_domain::ImagingModality::Mri,
+        date: Some(jiff::civil::date(2026, 11, 1)),
+        place: Some("Outside Imaging Center".into()),
+    });
+    // Another referrer cannot resubmit it.
+    assert!(matches!(
+        store
+            .resubmit_referral(
+                &w.other_referrer.actor(),
+                case,
+                &amended,
+                None,
+                Timestamp::now(),
+                today()
+            )
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .resubmit_referral(
+            &w.referrer.actor(),
+            case,
+            &amended,
+            Some("MRI attached".into()),
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    let d = store.case_detail(&w.nurse, case).await.unwrap();
+    assert_eq!(d.case.state, CaseState::Referred);
+    assert_eq!(d.case.levels.as_deref(), Some("L5-S1"));
+    assert_eq!(
+        d.referral.prior_imaging.as_ref().map(|p| p.modality),
+        Some(irflow_domain::ImagingModality::Mri)
+    );
+    assert_eq!(d.timeline.last().unwrap().action, "resubmit");
+    // Resubmitting a case that is not returned is refused by the pathway.
+    assert!(matches!(
+        store
+            .resubmit_referral(
+                &w.referrer.actor(),
+                case,
+                &amended,
+                None,
+                Timestamp::now(),
+                today()
+            )
+            .await,
+        Err(StoreError::Transition(_))
+    ));
+
+    // The radiologist changes the procedure while vetting: recorded, state unchanged.
+    let facet = details("64493", Some("L4-L5"));
+    assert!(matches!(
+        store
+            .change_procedure(&w.nurse, case, &facet, "facet pain", Timestamp::now())
+            .await,
+        Err(StoreError::Denied(_))
+    ));
+    store
+        .change_procedure(
+            &w.radiologist,
+            case,
+            &facet,
+            "Exam suggests facet pain",
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let d = store.case_detail(&w.nurse, case).await.unwrap();
+    assert_eq!(
+        (d.case.procedure_code.as_str(), d.case.state),
+        ("64493", CaseState::Referred)
+    );
+    let last = d.timeline.last().unwrap();
+    assert_eq!(last.action, "change_procedure");
+    assert!(
+        last.reason
+            .as_deref()
+            .unwrap()
+            .contains("64483 L5-S1 left → 64493 L4-L5 left"),
+        "{last:?}"
+    );
+}
+on_every_backend!(
+    returned_referrals_are_resubmitted_everywhere,
+    returned_referrals_are_amended_and_resubmitted
+);
+
+async fn the_catalogue_is_seeded_and_editable_by_admins(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let catalogue = store.procedures().await.unwrap();
+    let codes: Vec<&str> = catalogue.iter().map(|p| p.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "27096", "62321", "62323", "64479", "64483", "64490", "64493"
+        ]
+    );
+    let tfesi = catalogue.iter().find(|p| p.code == "64483").unwrap();
+    assert_eq!(tfesi.duration_minutes, 20);
+    assert_eq!(
+        (tfesi.risk_asra, tfesi.risk_sir),
+        (
+            irflow_domain::BleedingRisk::Intermediate,
+            irflow_domain::BleedingRisk::High
+        )
+    );
+    assert!(
+        !catalogue
+            .iter()
+            .find(|p| p.code == "27096")
+            .unwrap()
+            .takes_levels()
+    );
+
+    let mut edited = tfesi.clone();
+    edited.duration_minutes = 30;
+    edited.modalities = vec![irflow_domain::Modality::Ct];
+    assert!(matches!(
+        store.update_procedure(&w.nurse, &edited).await,
+        Err(StoreError::Denied(_))
+    ));
+    store.update_procedure(&w.admin, &edited).await.unwrap();
+    let again = store.procedures().await.unwrap();
+    assert_eq!(again.iter().find(|p| p.code == "64483").unwrap(), &edited);
+    edited.duration_minutes = 0;
+    assert!(matches!(
+        store.update_procedure(&w.admin, &edited).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // An inactive procedure cannot be ordered.
+    let mut off = again.iter().find(|p| p.code == "27096").unwrap().clone();
+    off.active = false;
+    store.update_procedure(&w.admin, &off).await.unwrap();
+    let refused = refer(store, &w.referrer, patient(None, "Inactive"), "27096").await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Field {
+                field: "procedure",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+}
+on_every_backend!(
+    the_catalogue_is_editable_everywhere,
+    the_catalogue_is_seeded_and_editable_by_admins
+);
+
+async fn case_searches_page_and_count(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    for i in 0..5 {
+        open_case(store, &w.referrer, &format!("Page{i}")).await;
+    }
+    open_case(store, &w.other_referrer, "Other").await;
+    let filter = CaseFilter {
+        referrer: Some(w.referrer.id),
+        limit: Some(2),
+        offset: Some(2),
+        ..Default::default()
+    };
+    assert_eq!(store.count_cases(&w.nurse, &filter).await.unwrap(), 5);
+    assert_eq!(store.list_cases(&w.nurse, &filter).await.unwrap().len(), 2);
+    let states = CaseFilter {
+        states: vec![CaseState::Referred, CaseState::Screening],
+        ..Default::default()
+    };
+    assert_eq!(store.count_cases(&w.nurse, &states).await.unwrap(), 6);
+    // A referrer's count is confined to their own, whatever the filter says.
+    let theirs = CaseFilter {
+        referrer: Some(w.other_referrer.id),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .count_cases(&w.referrer.actor(), &theirs)
+            .await
+            .unwrap(),
+        0
+    );
+}
+on_every_backend!(
+    case_searches_page_and_count_everywhere,
+    case_searches_page_and_count
 );

@@ -6,12 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use irflow_domain::pathway::TransitionRequest;
-use irflow_domain::patient::parse_date_of_birth;
-use irflow_domain::{
-    Action, Actor, CaseId, Email, LanguageTag, Mrn, NewPatient, PersonName, Phone, Role, Username,
-};
+use irflow_domain::{Action, Actor, CaseId, Channel, ReferralForm, ReturnReason, Role, Username};
 use irflow_server::auth;
-use irflow_store::{NewCase, NewUser, Store, UserRecord};
+use irflow_store::{NewReferral, NewUser, ReferralSubject, Store, UserRecord};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::cli::DemoArgs;
@@ -145,27 +142,49 @@ impl Demo<'_> {
     }
 }
 
-struct DemoPatient {
-    mrn: Option<&'static str>,
-    family: &'static str,
-    given: &'static str,
-    dob: &'static str,
-    phone: &'static str,
-    email: Option<&'static str>,
-    lang: &'static str,
-}
-
 struct DemoCase {
-    patient: DemoPatient,
+    /// The order as the referrer typed it.
+    form: ReferralForm,
     referrer: &'static str,
-    code: &'static str,
-    name: &'static str,
+    /// Who entered it and how.
+    entered_by: &'static str,
+    channel: Channel,
     /// Days before now that the referral arrived.
     days_ago: i64,
     /// The steps after referral: (who, action, reason).
     steps: &'static [(&'static str, Action, Option<&'static str>)],
     /// For a deferral step: days from today.
     defer_days: Option<i64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn form(
+    family: &str,
+    given: &str,
+    dob: &str,
+    mrn: &str,
+    phone: &str,
+    email: &str,
+    lang: &str,
+    order: (&str, &str, &str, &str, &str),
+) -> ReferralForm {
+    let (procedure, levels, side, indication, icd10) = order;
+    ReferralForm {
+        family_name: family.into(),
+        given_name: given.into(),
+        date_of_birth: dob.into(),
+        mrn: mrn.into(),
+        phone: phone.into(),
+        email: email.into(),
+        preferred_language: lang.into(),
+        procedure: procedure.into(),
+        levels: levels.into(),
+        side: side.into(),
+        indication: indication.into(),
+        icd10: icd10.into(),
+        urgency: "routine".into(),
+        ..ReferralForm::default()
+    }
 }
 
 /// Fills an empty store with the demo department.
@@ -194,44 +213,85 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
         users,
         today: Timestamp::now().to_zoned_datetime(tz.clone()).date(),
     };
+    // Two patients already on file with the same name and date of birth, so that one
+    // demo referral shows the patient-match review.
+    for mrn in ["MRN-088120", "MRN-091377"] {
+        let twin = ReferralForm {
+            mrn: mrn.into(),
+            ..twin_form()
+        };
+        store
+            .create_patient(
+                &system,
+                &twin
+                    .patient(demo.today)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+            .await?;
+    }
+    let catalogue = store.procedures().await?;
     let cases = demo_cases();
     for case in &cases {
-        add_case(&demo, &system, case).await?;
+        add_case(&demo, case, &catalogue).await?;
     }
     Ok(DemoSummary {
-        patients: cases.len(),
+        patients: cases.len() + 2,
         cases: cases.len(),
     })
 }
 
-async fn add_case(demo: &Demo<'_>, system: &Actor, c: &DemoCase) -> Result<CaseId> {
-    let p = &c.patient;
-    let patient = NewPatient {
-        mrn: p.mrn.map(Mrn::parse).transpose()?,
-        name: PersonName::parse(p.family, p.given)?,
-        date_of_birth: parse_date_of_birth(p.dob, demo.today)?,
-        phone: Some(Phone::parse(p.phone)?),
-        email: p.email.map(Email::parse).transpose()?,
-        preferred_language: LanguageTag::parse(p.lang)?,
-    };
-    let patient_id = demo.store.create_patient(system, &patient).await?;
+fn twin_form() -> ReferralForm {
+    form(
+        "Kim",
+        "Grace",
+        "1975-03-03",
+        "",
+        "617-555-0161",
+        "",
+        "ko",
+        (
+            "64493",
+            "L4-L5, L5-S1",
+            "bilateral",
+            "Axial low back pain worse with extension; facet arthropathy on MRI.",
+            "M47.816",
+        ),
+    )
+}
+
+async fn add_case(
+    demo: &Demo<'_>,
+    c: &DemoCase,
+    catalogue: &[irflow_domain::Procedure],
+) -> Result<CaseId> {
+    let what = &c.form.family_name;
+    let patient = c
+        .form
+        .patient(demo.today)
+        .map_err(|e| anyhow::anyhow!("demo patient {what}: {e}"))?;
+    let details = c
+        .form
+        .details(catalogue, demo.today)
+        .map_err(|e| anyhow::anyhow!("demo referral {what}: {e}"))?;
     let referrer = demo.user(c.referrer)?;
     let mut at = Timestamp::now()
         - SignedDuration::from_hours(24 * c.days_ago)
         - SignedDuration::from_mins(37);
-    let id = demo
+    let receipt = demo
         .store
-        .create_case(
-            &referrer.actor(),
-            &NewCase {
-                patient: patient_id,
+        .submit_referral(
+            &demo.actor(c.entered_by)?,
+            &NewReferral {
+                subject: ReferralSubject::New(patient),
                 referrer: referrer.id,
-                procedure_code: c.code.to_owned(),
-                procedure_name: c.name.to_owned(),
+                details,
+                channel: c.channel,
             },
             at,
         )
-        .await?;
+        .await
+        .with_context(|| format!("demo referral {what}"))?;
+    let id = receipt.case;
     let span = SignedDuration::from_hours(24 * c.days_ago);
     let gap = span / i32::try_from(c.steps.len() + 1).unwrap_or(1);
     for (who, action, reason) in c.steps {
@@ -241,92 +301,261 @@ async fn add_case(demo: &Demo<'_>, system: &Actor, c: &DemoCase) -> Result<CaseI
         if *action == Action::Defer {
             request.deferred_until = c.defer_days.map(|d| demo.today + jiff::Span::new().days(d));
         }
+        if *action == Action::Return {
+            request.return_reason = Some(ReturnReason::ImagingNeededFirst);
+        }
         demo.store
             .transition_case(&demo.actor(who)?, id, &request, None, at, demo.today)
             .await
-            .with_context(|| format!("demo case {}: {action}", p.family))?;
+            .with_context(|| format!("demo case {what}: {action}"))?;
     }
     Ok(id)
 }
 
 fn demo_cases() -> Vec<DemoCase> {
     use Action as A;
+    let online =
+        |form: ReferralForm,
+         referrer: &'static str,
+         days_ago: i64,
+         steps: &'static [(&'static str, Action, Option<&'static str>)]| DemoCase {
+            form,
+            referrer,
+            entered_by: referrer,
+            channel: Channel::Online,
+            days_ago,
+            steps,
+            defer_days: None,
+        };
+    let mut garcia = form(
+        "García López",
+        "María",
+        "1958-03-14",
+        "MRN-100234",
+        "617-555-0142",
+        "maria.garcia@example.org",
+        "es",
+        (
+            "64483",
+            "L4-L5",
+            "left",
+            "Left L5 radiculopathy for 10 weeks despite physical therapy and NSAIDs; MRI shows L4-L5 foraminal stenosis.",
+            "M54.16",
+        ),
+    );
+    garcia.imaging_modality = "mri".into();
+    garcia.imaging_date = "2026-10-02".into();
+    garcia.imaging_place = "Back Bay Imaging".into();
+    garcia.blood_thinners = "None known".into();
+    let mut oconnor = form(
+        "O'Connor",
+        "James",
+        "1971-11-02",
+        "",
+        "(617) 555-0199",
+        "",
+        "en",
+        (
+            "64493",
+            "L5-S1",
+            "bilateral",
+            "Axial low back pain, worse with extension, for 6 months.",
+            "M47.816",
+        ),
+    );
+    oconnor.urgency = "urgent".into();
+    let mut nguyen = form(
+        "Nguyen",
+        "Linh",
+        "1964-06-21",
+        "MRN-100871",
+        "617-555-0107",
+        "linh.nguyen@example.org",
+        "vi",
+        (
+            "62323",
+            "L5-S1",
+            "bilateral",
+            "Bilateral leg pain with neurogenic claudication; central stenosis at L5-S1.",
+            "M48.062",
+        ),
+    );
+    nguyen.imaging_modality = "mri".into();
+    nguyen.imaging_date = "2026-09-15".into();
+    let mut johnson = form(
+        "Johnson",
+        "Robert",
+        "1949-01-30",
+        "MRN-101502",
+        "781-555-0164",
+        "",
+        "en",
+        (
+            "64479",
+            "C6-C7",
+            "right",
+            "Right C7 radiculopathy with arm pain and triceps weakness, 6 weeks.",
+            "M54.12",
+        ),
+    );
+    johnson.blood_thinners = "Apixaban 5 mg twice daily (atrial fibrillation)".into();
+    johnson.clinical_notes = "Cardiology follows him; please coordinate holding apixaban.".into();
+    let rahman = form(
+        "Rahman",
+        "Aisha",
+        "1983-09-09",
+        "MRN-102090",
+        "617-555-0131",
+        "aisha.rahman@example.org",
+        "en",
+        (
+            "27096",
+            "",
+            "left",
+            "Left sacroiliac joint pain, positive provocation tests.",
+            "M53.3",
+        ),
+    );
+    let mut cohen = form(
+        "Cohen",
+        "David",
+        "1955-12-12",
+        "MRN-102311",
+        "617-555-0188",
+        "d.cohen@example.org",
+        "en",
+        (
+            "64483",
+            "L5-S1",
+            "right",
+            "Right S1 radiculopathy after disc herniation, 8 weeks.",
+            "M51.17",
+        ),
+    );
+    cohen.imaging_modality = "ct".into();
+    cohen.imaging_date = "2026-10-20".into();
+    cohen.imaging_place = "Mass General Imaging Chelsea".into();
+    let williams = form(
+        "Williams",
+        "Patricia",
+        "1967-04-18",
+        "MRN-102777",
+        "508-555-0112",
+        "",
+        "en",
+        (
+            "64490",
+            "C5-C6",
+            "bilateral",
+            "Chronic axial neck pain with facet arthropathy on MRI.",
+            "M47.812",
+        ),
+    );
+    let santos = form(
+        "Santos",
+        "Ana Paula",
+        "1976-07-07",
+        "MRN-103004",
+        "617-555-0150",
+        "ana.santos@example.org",
+        "pt-BR",
+        (
+            "62321",
+            "C7-T1",
+            "left",
+            "Left C8 radicular pain, 2 months.",
+            "M54.13",
+        ),
+    );
+    let chen = form(
+        "Chen",
+        "Wei",
+        "1990-02-25",
+        "",
+        "617-555-0176",
+        "",
+        "zh",
+        (
+            "64483",
+            "L3-L4",
+            "left",
+            "Left anterior thigh pain, suspected L3 radiculopathy.",
+            "",
+        ),
+    );
+    let brown = form(
+        "Brown",
+        "Thomas",
+        "1952-08-03",
+        "MRN-099812",
+        "617-555-0125",
+        "",
+        "en",
+        (
+            "64493",
+            "L4-L5",
+            "bilateral",
+            "Lumbar facet pain, good response to diagnostic block last year.",
+            "M47.816",
+        ),
+    );
+    let miller = form(
+        "Miller",
+        "Susan",
+        "1960-10-27",
+        "MRN-098455",
+        "978-555-0139",
+        "susan.miller@example.org",
+        "en",
+        (
+            "64483",
+            "L4-L5",
+            "right",
+            "Right L4 radiculopathy, 3 months.",
+            "M54.16",
+        ),
+    );
+    let mendez = form(
+        "Mendez",
+        "Carlos",
+        "1969-05-15",
+        "MRN-103390",
+        "617-555-0117",
+        "",
+        "es",
+        ("64483", "L5-S1", "left", "Left S1 radiculopathy.", "M54.17"),
+    );
+    let kim = twin_form();
     vec![
+        online(garcia, "referrer", 0, &[]),
         DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-100234"),
-                family: "García López",
-                given: "María",
-                dob: "1958-03-14",
-                phone: "617-555-0142",
-                email: Some("maria.garcia@example.org"),
-                lang: "es",
-            },
-            referrer: "referrer",
-            code: "64483",
-            name: "Lumbar transforaminal epidural steroid injection, L4-L5 left",
-            days_ago: 0,
-            steps: &[],
-            defer_days: None,
+            channel: Channel::Phone,
+            entered_by: "scheduler",
+            ..online(oconnor, "referrer2", 1, &[])
         },
         DemoCase {
-            patient: DemoPatient {
-                mrn: None,
-                family: "O'Connor",
-                given: "James",
-                dob: "1971-11-02",
-                phone: "(617) 555-0199",
-                email: None,
-                lang: "en",
-            },
-            referrer: "referrer2",
-            code: "64493",
-            name: "Lumbar facet joint injection, L5-S1 bilateral",
-            days_ago: 1,
-            steps: &[],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-100871"),
-                family: "Nguyen",
-                given: "Linh",
-                dob: "1964-06-21",
-                phone: "617-555-0107",
-                email: Some("linh.nguyen@example.org"),
-                lang: "vi",
-            },
-            referrer: "referrer2",
-            code: "62323",
-            name: "Lumbar interlaminar epidural steroid injection, L5-S1",
-            days_ago: 4,
-            steps: &[
-                ("radiologist", A::Accept, None),
-                (
-                    "nurse",
-                    A::Defer,
-                    Some(
-                        "Taking antibiotics for a urinary tract infection; last dose expected in 3 days. The 10-day window applies.",
-                    ),
-                ),
-            ],
             defer_days: Some(13),
+            ..online(
+                nguyen,
+                "referrer2",
+                4,
+                &[
+                    ("radiologist", A::Accept, None),
+                    (
+                        "nurse",
+                        A::Defer,
+                        Some(
+                            "Taking antibiotics for a urinary tract infection; last dose expected in 3 days. The 10-day window applies.",
+                        ),
+                    ),
+                ],
+            )
         },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-101502"),
-                family: "Johnson",
-                given: "Robert",
-                dob: "1949-01-30",
-                phone: "781-555-0164",
-                email: None,
-                lang: "en",
-            },
-            referrer: "referrer2",
-            code: "64479",
-            name: "Cervical transforaminal epidural steroid injection, C6-C7 right",
-            days_ago: 5,
-            steps: &[
+        online(
+            johnson,
+            "referrer2",
+            5,
+            &[
                 ("radiologist", A::Accept, None),
                 (
                     "nurse",
@@ -336,126 +565,56 @@ fn demo_cases() -> Vec<DemoCase> {
                     ),
                 ),
             ],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-102090"),
-                family: "Rahman",
-                given: "Aisha",
-                dob: "1983-09-09",
-                phone: "617-555-0131",
-                email: Some("aisha.rahman@example.org"),
-                lang: "en",
-            },
-            referrer: "referrer",
-            code: "27096",
-            name: "Sacroiliac joint injection, left",
-            days_ago: 3,
-            steps: &[("radiologist", A::Accept, None)],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-102311"),
-                family: "Cohen",
-                given: "David",
-                dob: "1955-12-12",
-                phone: "617-555-0188",
-                email: Some("d.cohen@example.org"),
-                lang: "en",
-            },
-            referrer: "referrer",
-            code: "64483",
-            name: "Lumbar transforaminal epidural steroid injection, L5-S1 right",
-            days_ago: 6,
-            steps: &[
+        ),
+        online(rahman, "referrer", 3, &[("radiologist", A::Accept, None)]),
+        online(
+            cohen,
+            "referrer",
+            6,
+            &[
                 ("radiologist", A::Accept, None),
                 ("nurse", A::MarkReady, None),
             ],
-            defer_days: None,
-        },
+        ),
         DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-102777"),
-                family: "Williams",
-                given: "Patricia",
-                dob: "1967-04-18",
-                phone: "508-555-0112",
-                email: None,
-                lang: "en",
-            },
-            referrer: "referrer2",
-            code: "64490",
-            name: "Cervical facet joint injection, C5-C6 bilateral",
-            days_ago: 8,
-            steps: &[
-                ("radiologist", A::Accept, None),
-                ("nurse", A::MarkReady, None),
-                ("scheduler", A::Schedule, None),
-            ],
-            defer_days: None,
+            channel: Channel::Fhir,
+            ..online(
+                williams,
+                "referrer2",
+                8,
+                &[
+                    ("radiologist", A::Accept, None),
+                    ("nurse", A::MarkReady, None),
+                    ("scheduler", A::Schedule, None),
+                ],
+            )
         },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-103004"),
-                family: "Santos",
-                given: "Ana Paula",
-                dob: "1976-07-07",
-                phone: "617-555-0150",
-                email: Some("ana.santos@example.org"),
-                lang: "pt-BR",
-            },
-            referrer: "referrer",
-            code: "62321",
-            name: "Cervical interlaminar epidural steroid injection, C7-T1",
-            days_ago: 9,
-            steps: &[
+        online(
+            santos,
+            "referrer",
+            9,
+            &[
                 ("radiologist", A::Accept, None),
                 ("nurse", A::MarkReady, None),
                 ("scheduler", A::Schedule, None),
                 ("scheduler", A::Confirm, None),
             ],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: None,
-                family: "Chen",
-                given: "Wei",
-                dob: "1990-02-25",
-                phone: "617-555-0176",
-                email: None,
-                lang: "zh",
-            },
-            referrer: "referrer2",
-            code: "64483",
-            name: "Lumbar transforaminal epidural steroid injection, L3-L4 left",
-            days_ago: 2,
-            steps: &[(
+        ),
+        online(
+            chen,
+            "referrer2",
+            2,
+            &[(
                 "radiologist",
                 A::Return,
-                Some(
-                    "Imaging needed first: no MRI or CT of the lumbar spine on file. Please send the most recent study.",
-                ),
+                Some("Please send the most recent MRI or CT of the lumbar spine; none is on file."),
             )],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-099812"),
-                family: "Brown",
-                given: "Thomas",
-                dob: "1952-08-03",
-                phone: "617-555-0125",
-                email: None,
-                lang: "en",
-            },
-            referrer: "referrer",
-            code: "64493",
-            name: "Lumbar facet joint injection, L4-L5 bilateral",
-            days_ago: 12,
-            steps: &[
+        ),
+        online(
+            brown,
+            "referrer",
+            12,
+            &[
                 ("radiologist", A::Accept, None),
                 ("nurse", A::MarkReady, None),
                 ("scheduler", A::Schedule, None),
@@ -465,23 +624,12 @@ fn demo_cases() -> Vec<DemoCase> {
                 ("radiologist", A::EndProcedure, None),
                 ("nurse", A::Discharge, None),
             ],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-098455"),
-                family: "Miller",
-                given: "Susan",
-                dob: "1960-10-27",
-                phone: "978-555-0139",
-                email: Some("susan.miller@example.org"),
-                lang: "en",
-            },
-            referrer: "referrer2",
-            code: "64483",
-            name: "Lumbar transforaminal epidural steroid injection, L4-L5 right",
-            days_ago: 30,
-            steps: &[
+        ),
+        online(
+            miller,
+            "referrer2",
+            30,
+            &[
                 ("radiologist", A::Accept, None),
                 ("nurse", A::MarkReady, None),
                 ("scheduler", A::Schedule, None),
@@ -492,23 +640,12 @@ fn demo_cases() -> Vec<DemoCase> {
                 ("nurse", A::Discharge, None),
                 ("nurse", A::RecordFollowUp, None),
             ],
-            defer_days: None,
-        },
-        DemoCase {
-            patient: DemoPatient {
-                mrn: Some("MRN-103390"),
-                family: "Mendez",
-                given: "Carlos",
-                dob: "1969-05-15",
-                phone: "617-555-0117",
-                email: None,
-                lang: "es",
-            },
-            referrer: "referrer",
-            code: "64483",
-            name: "Lumbar transforaminal epidural steroid injection, L5-S1 left",
-            days_ago: 7,
-            steps: &[
+        ),
+        online(
+            mendez,
+            "referrer",
+            7,
+            &[
                 ("radiologist", A::Accept, None),
                 (
                     "referrer",
@@ -516,7 +653,7 @@ fn demo_cases() -> Vec<DemoCase> {
                     Some("Symptoms resolved with physical therapy; injection no longer needed."),
                 ),
             ],
-            defer_days: None,
-        },
+        ),
+        online(kim, "referrer", 0, &[]),
     ]
 }

@@ -294,6 +294,103 @@ pub async fn transition_case(
     Ok(Json(detail_json(&detail, &caller, state.time_zone())))
 }
 
+/// Body of `POST /api/v1/cases/{id}/triage`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageBody {
+    decision: String,
+    reason: Option<String>,
+    text: Option<String>,
+    expected_version: Option<i64>,
+}
+
+/// Vetting for API clients: accept (on to screening) or return to the referrer with
+/// a structured reason and text. Radiologists and admins only.
+pub async fn triage_case(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<TriageBody>, JsonRejection>,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    if !matches!(
+        caller.user.role,
+        irflow_domain::Role::Radiologist | irflow_domain::Role::Admin
+    ) {
+        state
+            .store()
+            .record_audit(
+                irflow_store::NewAuditEvent::new(
+                    &caller.actor(),
+                    "triage",
+                    "case",
+                    irflow_store::AuditOutcome::Denied,
+                )
+                .entity(id),
+            )
+            .await?;
+        return Err(AppError::Forbidden("triage is for radiologists and admins".to_owned()).into());
+    }
+    let request = match body.decision.as_str() {
+        "accept" => {
+            let mut r = TransitionRequest::new(Action::Accept);
+            r.reason = body.text;
+            if body.reason.is_some() {
+                return Err(AppError::BadRequest(
+                    "reason applies only to decision \"return\"".to_owned(),
+                )
+                .into());
+            }
+            r
+        }
+        "return" => {
+            let reason = body
+                .reason
+                .as_deref()
+                .ok_or_else(|| {
+                    AppError::Invalid(
+                        "reason is required to return a referral: not_enough_information, wrong_procedure, imaging_needed_first, not_indicated or other".to_owned(),
+                    )
+                })?
+                .parse::<irflow_domain::ReturnReason>()
+                .map_err(|e| AppError::BadRequest(format!("reason: {e}")))?;
+            let text = body.text.unwrap_or_default();
+            if text.trim().is_empty() {
+                return Err(AppError::Invalid(
+                    "text is required: tell the referrer what to change".to_owned(),
+                )
+                .into());
+            }
+            TransitionRequest::return_to_referrer(reason, text)
+        }
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "decision must be \"accept\" or \"return\", not {other:?}"
+            ))
+            .into());
+        }
+    };
+    state
+        .store()
+        .transition_case(
+            &caller.actor(),
+            id,
+            &request,
+            body.expected_version,
+            Timestamp::now(),
+            state.today(),
+        )
+        .await
+        .map_err(not_found_case)?;
+    let detail = state
+        .store()
+        .case_detail(&caller.actor(), id)
+        .await
+        .map_err(not_found_case)?;
+    Ok(Json(detail_json(&detail, &caller, state.time_zone())))
+}
+
 /// Query for `GET /api/v1/audit`.
 #[derive(Debug, Deserialize, Default)]
 pub struct AuditQuery {

@@ -7,6 +7,7 @@
 mod api;
 pub mod auth;
 mod error;
+mod fhir;
 mod observe;
 mod pages;
 mod session;
@@ -42,6 +43,10 @@ pub struct ServerConfig {
     pub login_failures_per_user: i64,
     /// Failed sign-ins per client address in 15 minutes before further attempts are refused.
     pub login_failures_per_client: i64,
+    /// The URL clients reach irflow at (for FHIR `Location` and links); default: the request's host over http.
+    pub public_base_url: Option<String>,
+    /// The identifier system of the hospital's MRNs in FHIR resources.
+    pub mrn_system: String,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +60,8 @@ impl Default for ServerConfig {
             session_max_hours: 12,
             login_failures_per_user: 5,
             login_failures_per_client: 20,
+            public_base_url: None,
+            mrn_system: irflow_fhir::DEFAULT_MRN_SYSTEM.to_owned(),
         }
     }
 }
@@ -131,8 +138,22 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases", get(api::list_cases))
         .route("/api/v1/cases/{id}", get(api::get_case))
         .route("/api/v1/cases/{id}/transitions", post(api::transition_case))
+        .route("/api/v1/cases/{id}/triage", post(api::triage_case))
         .route("/api/v1/audit", get(api::list_audit))
         .route("/api/v1/{*rest}", axum::routing::any(api::no_such_route));
+    let fhir = Router::new()
+        .route("/fhir/r4/metadata", get(fhir::metadata))
+        .route(
+            "/fhir/r4/ServiceRequest",
+            get(fhir::search_service_requests).post(fhir::create_service_request),
+        )
+        .route(
+            "/fhir/r4/ServiceRequest/{id}",
+            get(fhir::read_service_request),
+        )
+        .route("/fhir/r4/Patient/{id}", get(fhir::read_patient))
+        .route("/fhir/r4/Practitioner/{id}", get(fhir::read_practitioner))
+        .route("/fhir/r4/{*rest}", axum::routing::any(fhir::not_supported));
     let ops = Router::new()
         .route("/healthz", get(observe::healthz))
         .route("/readyz", get(observe::readyz))
@@ -140,6 +161,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages)
         .merge(api)
+        .merge(fhir)
         .merge(ops)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(observe::security_headers))

@@ -38,6 +38,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter, e.g. `info` or `irflow=debug`.
     pub log_level: String,
+    /// The URL clients reach irflow at, e.g. `https://irflow.example.org`.
+    pub public_base_url: Option<String>,
+    /// The identifier system of the hospital's MRNs (FHIR), e.g. `urn:oid:1.2.840.114350`.
+    pub mrn_system: String,
 }
 
 /// How logs are written (always to standard error).
@@ -100,6 +104,8 @@ impl Default for Config {
             login_failures_per_client: server.login_failures_per_client,
             log_format: LogFormat::Json,
             log_level: "info".to_owned(),
+            public_base_url: server.public_base_url,
+            mrn_system: server.mrn_system,
         }
     }
 }
@@ -111,6 +117,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     listen: Option<String>,
+    public_base_url: Option<String>,
     department: Option<FileDepartment>,
     security: Option<FileSecurity>,
     log: Option<FileLog>,
@@ -122,6 +129,7 @@ struct FileDepartment {
     name: Option<String>,
     phone: Option<String>,
     time_zone: Option<String>,
+    mrn_system: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -221,6 +229,12 @@ impl Config {
         if let Some(v) = var("IRFLOW_TIME_ZONE") {
             c.time_zone = v;
         }
+        if let Some(v) = var("IRFLOW_PUBLIC_BASE_URL") {
+            c.public_base_url = Some(v);
+        }
+        if let Some(v) = var("IRFLOW_MRN_SYSTEM") {
+            c.mrn_system = v;
+        }
         if let Some(v) = var("IRFLOW_COOKIE_SECURE") {
             c.cookie_secure = parse_bool(&v, "IRFLOW_COOKIE_SECURE")?;
         }
@@ -265,6 +279,9 @@ impl Config {
         if let Some(l) = file.listen {
             self.listen = parse_listen(&l, &format!("{source}: listen"))?;
         }
+        if let Some(u) = file.public_base_url {
+            self.public_base_url = Some(u);
+        }
         if let Some(d) = file.department {
             if let Some(v) = d.name {
                 self.department_name = v;
@@ -274,6 +291,9 @@ impl Config {
             }
             if let Some(v) = d.time_zone {
                 self.time_zone = v;
+            }
+            if let Some(v) = d.mrn_system {
+                self.mrn_system = v;
             }
         }
         if let Some(s) = file.security {
@@ -340,6 +360,18 @@ impl Config {
                 redact_url(url)
             );
         }
+        if let Some(u) = &self.public_base_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            bail!(
+                "public_base_url (IRFLOW_PUBLIC_BASE_URL) must start with https:// or http://, got {u:?}"
+            );
+        }
+        if !self.mrn_system.contains(':') || self.mrn_system.contains(char::is_whitespace) {
+            bail!(
+                "department.mrn_system (IRFLOW_MRN_SYSTEM) must be a URI such as urn:oid:1.2.3 or https://hospital.example.org/mrn"
+            );
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             bail!(
                 "log level {:?} is not valid; use e.g. \"info\", \"warn\" or \"irflow=debug\"",
@@ -374,6 +406,8 @@ impl Config {
             session_max_hours: self.session_max_hours,
             login_failures_per_user: self.login_failures_per_user,
             login_failures_per_client: self.login_failures_per_client,
+            public_base_url: self.public_base_url.clone(),
+            mrn_system: self.mrn_system.clone(),
         }
     }
 }

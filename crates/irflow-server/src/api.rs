@@ -171,6 +171,7 @@ fn timeline_json(t: &TimelineEntry, tz: &jiff::tz::TimeZone) -> Value {
         "at": views::rfc3339_local(t.at, tz),
         "reason": t.reason,
         "deferred_until": t.deferred_until.map(|d| d.to_string()),
+        "reason_code": t.reason_code,
     })
 }
 

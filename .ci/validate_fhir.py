@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Validates irflow's real FHIR responses with an external implementation of the
+FHIR structure definitions (Python `fhir.resources`, R4B models).
+
+Starts the demo department, drives the FHIR API as a client would (reads, a
+search with paging, a create, refused creates), and validates every resource
+that comes back, OperationOutcomes included. Exits non-zero on any failure.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+from fhir.resources.R4B import get_fhir_model_class
+
+BIN = sys.argv[1] if len(sys.argv) > 1 else "target/debug/irflow"
+passed, failed = 0, 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+def validate(name, resource, expected_type=None):
+    try:
+        rtype = resource["resourceType"]
+        if expected_type and rtype != expected_type:
+            raise ValueError(f"expected {expected_type}, got {rtype}")
+        get_fhir_model_class(rtype).model_validate(resource)
+        check(f"{name}: valid {rtype}", True)
+    except Exception as e:  # noqa: BLE001 - report any validation failure
+        check(f"{name}: valid FHIR", False, str(e)[:2000])
+
+
+def call(base, token, method, path, body=None):
+    headers = {"Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/fhir+json"
+    url = path if path.startswith("http") else base + path
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.load(e)
+
+
+def token(data_dir, user):
+    out = subprocess.run(
+        [BIN, "token", "issue", "--user", user, "--data-dir", data_dir],
+        check=True, capture_output=True, text=True,
+    )
+    return out.stdout.strip()
+
+
+def order(patient_family):
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "order",
+        "priority": "routine",
+        "contained": [{
+            "resourceType": "Patient", "id": "p1",
+            "name": [{"family": patient_family, "given": ["Fhir"]}],
+            "birthDate": "1970-07-07",
+            "telecom": [{"system": "phone", "value": "617-555-0190"}],
+        }],
+        "subject": {"reference": "#p1"},
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "64483"}]},
+        "bodySite": [
+            {"coding": [{"system": "urn:irflow:spine-level", "code": "L4-L5"}]},
+            {"coding": [{"system": "http://snomed.info/sct", "code": "7771000"}]},
+        ],
+        "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.16"}],
+                        "text": "Left L5 radiculopathy"}],
+    }
+
+
+def main():
+    # The validator itself must be able to say no.
+    try:
+        get_fhir_model_class("Patient").model_validate({"resourceType": "Patient", "birthDate": "not-a-date"})
+        check("validator rejects an invalid resource", False)
+    except Exception:  # noqa: BLE001
+        check("validator rejects an invalid resource", True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = os.path.join(tmp, "demo")
+        env = dict(os.environ, IRFLOW_LOG_LEVEL="warn")
+        demo = subprocess.Popen([BIN, "demo", "--port", "0", "--data-dir", data_dir],
+                                stdout=subprocess.PIPE, text=True, env=env)
+        try:
+            url = None
+            for line in demo.stdout:
+                if "http://" in line:
+                    url = line[line.index("http://"):].split()[0]
+                    break
+            if url is None:
+                check("demo started", False)
+                return
+            base = url + "/fhir/r4"
+            referrer, other, scheduler = token(data_dir, "referrer"), token(data_dir, "referrer2"), token(data_dir, "scheduler")
+
+            status, _, cap = call(base, None, "GET", "/metadata")
+            check("metadata answers 200", status == 200)
+            validate("metadata", cap, "CapabilityStatement")
+
+            status, _, bundle = call(base, referrer, "GET", "/ServiceRequest?_count=2")
+            check("search answers 200", status == 200)
+            validate("search page 1", bundle, "Bundle")
+            nxt = [l["url"] for l in bundle.get("link", []) if l["relation"] == "next"]
+            check("search has a next link", bool(nxt))
+            if nxt:
+                status, _, page2 = call(base, referrer, "GET", nxt[0])
+                validate("search page 2", page2, "Bundle")
+            for entry in bundle.get("entry", []):
+                sr = entry["resource"]
+                validate(f"ServiceRequest/{sr['id']} in bundle", sr, "ServiceRequest")
+                status, _, read = call(base, referrer, "GET", f"/ServiceRequest/{sr['id']}")
+                validate(f"read ServiceRequest/{sr['id']}", read, "ServiceRequest")
+                pid = sr["subject"]["reference"].split("/")[1]
+                status, _, patient = call(base, referrer, "GET", f"/Patient/{pid}")
+                validate(f"read Patient/{pid}", patient, "Patient")
+                rid = sr["requester"]["reference"].split("/")[1]
+                status, _, prac = call(base, referrer, "GET", f"/Practitioner/{rid}")
+                validate(f"read Practitioner/{rid}", prac, "Practitioner")
+
+            status, headers, created = call(base, referrer, "POST", "/ServiceRequest", order("Validator"))
+            check("create answers 201 with Location", status == 201 and "location" in headers, f"{status} {created}")
+            validate("created ServiceRequest", created, "ServiceRequest")
+
+            status, _, dup = call(base, referrer, "POST", "/ServiceRequest", order("Validator"))
+            check("duplicate answers 409", status == 409, f"{status}")
+            validate("duplicate OperationOutcome", dup, "OperationOutcome")
+
+            bad = order("Invalid")
+            bad["contained"][0]["birthDate"] = "2099-01-01"
+            bad["bodySite"][0]["coding"][0]["code"] = "C5-C6"
+            status, _, outcome = call(base, referrer, "POST", "/ServiceRequest", bad)
+            check("invalid order answers 422", status == 422, f"{status}")
+            validate("invalid-order OperationOutcome", outcome, "OperationOutcome")
+            paths = [e for i in outcome.get("issue", []) for e in i.get("expression", [])]
+            check("issues name their paths", "ServiceRequest.contained[0].birthDate" in paths
+                  and any(p.startswith("ServiceRequest.bodySite") for p in paths), str(paths))
+
+            status, _, outcome = call(base, referrer, "POST", "/ServiceRequest", {"resourceType": "ServiceRequest"})
+            check("structurally broken order answers 400", status == 400, f"{status}")
+            validate("structure OperationOutcome", outcome, "OperationOutcome")
+
+            status, _, outcome = call(base, None, "GET", "/ServiceRequest/1")
+            check("no token answers 401", status == 401)
+            validate("401 OperationOutcome", outcome, "OperationOutcome")
+
+            created_id = created.get("id")
+            status, _, outcome = call(base, other, "GET", f"/ServiceRequest/{created_id}")
+            check("another referrer gets 404", status == 404)
+            validate("404 OperationOutcome", outcome, "OperationOutcome")
+
+            phone = order("Scheduler")
+            phone["requester"] = {"reference": created["requester"]["reference"]}
+            status, _, made = call(base, scheduler, "POST", "/ServiceRequest", phone)
+            check("a scheduler orders for a referrer", status == 201, f"{status} {made}")
+            validate("scheduler-made ServiceRequest", made, "ServiceRequest")
+        finally:
+            demo.terminate()
+            demo.wait(timeout=30)
+
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

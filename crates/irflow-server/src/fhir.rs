@@ -294,32 +294,6 @@ fn reference_id(raw: &str, resource: &str, name: &str) -> Result<i64, FhirRespon
     })
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `GET /fhir/r4/ServiceRequest?patient=&status=&requester=&_count=&_offset=`.
 pub async fn search_service_requests(
     State(state): State<AppState>,
@@ -338,7 +312,7 @@ pub async fn search_service_requests(
         .filter(|p| !p.is_empty())
     {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let (k, v) = (decode(k), decode(v));
+        let (k, v) = (crate::views::url_decode(k), crate::views::url_decode(v));
         match k.as_str() {
             "patient" => {
                 filter.patient = Some(PatientId::new(reference_id(&v, "Patient", "patient")?))
@@ -549,9 +523,6 @@ pub async fn create_service_request(
 mod tests {
     #[test]
     fn query_values_are_decoded() {
-        assert_eq!(super::decode("Patient%2F5"), "Patient/5");
-        assert_eq!(super::decode("a+b"), "a b");
-        assert_eq!(super::decode("100%"), "100%");
         assert_eq!(super::encode("on-hold,active"), "on-hold,active");
     }
 }

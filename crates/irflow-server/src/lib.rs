@@ -10,6 +10,7 @@ mod error;
 mod fhir;
 mod observe;
 mod pages;
+mod referral_pages;
 mod session;
 mod views;
 
@@ -129,6 +130,30 @@ pub fn router(state: AppState) -> Router {
         .route("/cases", get(pages::worklist))
         .route("/cases/{id}", get(pages::case_page))
         .route("/cases/{id}/transitions", post(pages::case_transition))
+        .route("/referrals/new", get(referral_pages::new_referral))
+        .route("/referrals", post(referral_pages::submit_referral))
+        .route(
+            "/referrals/{id}/received",
+            get(referral_pages::referral_received),
+        )
+        .route(
+            "/cases/{id}/amend",
+            get(referral_pages::amend_form).post(referral_pages::amend_submit),
+        )
+        .route(
+            "/cases/{id}/procedure",
+            post(referral_pages::change_procedure),
+        )
+        .route(
+            "/cases/{id}/patient-match",
+            post(referral_pages::patient_match),
+        )
+        .route("/vetting", get(referral_pages::vetting_queue))
+        .route("/admin/procedures", get(referral_pages::procedures_page))
+        .route(
+            "/admin/procedures/{code}",
+            get(referral_pages::procedure_form).post(referral_pages::procedure_submit),
+        )
         .route("/admin/audit", get(pages::audit_page))
         .route("/admin/users", get(pages::users_page))
         .route("/static/{file}", get(pages::static_file));

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use irflow_domain::pathway::TransitionRequest;
-use irflow_domain::{Action, CaseState, Role};
+use irflow_domain::{Action, CaseState, FieldErrors, ReturnReason, Role, Side, Urgency};
 use irflow_store::{
     AuditEvent, AuditOutcome, CaseDetail, CaseFilter, CaseSummary, NewAuditEvent, UserRecord,
 };
@@ -26,24 +26,49 @@ use crate::{AppError, AppState};
 /// The frame around every page: department, signed-in user, navigation.
 #[derive(Debug, Clone)]
 pub struct Chrome {
-    department: String,
-    phone: String,
-    time_zone: String,
-    user: Option<NavUser>,
-    csrf: String,
-    current: &'static str,
+    pub(crate) department: String,
+    pub(crate) phone: String,
+    pub(crate) time_zone: String,
+    pub(crate) user: Option<NavUser>,
+    pub(crate) csrf: String,
+    pub(crate) current: &'static str,
 }
 
 #[derive(Debug, Clone)]
-struct NavUser {
-    display_name: String,
-    role_label: &'static str,
-    is_admin: bool,
-    is_referrer: bool,
+pub(crate) struct NavUser {
+    pub(crate) display_name: String,
+    pub(crate) role_label: &'static str,
+    pub(crate) links: Vec<(&'static str, &'static str, &'static str)>,
+}
+
+/// Each role's navigation: (key, path, label).
+fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
+    match role {
+        Role::Admin => vec![
+            ("cases", "/cases", "Cases"),
+            ("vetting", "/vetting", "Vetting queue"),
+            ("procedures", "/admin/procedures", "Procedures"),
+            ("audit", "/admin/audit", "Audit log"),
+            ("users", "/admin/users", "Users"),
+        ],
+        Role::Referrer => vec![
+            ("cases", "/cases", "My referrals"),
+            ("new-referral", "/referrals/new", "New referral"),
+        ],
+        Role::Scheduler => vec![
+            ("cases", "/cases", "Worklist"),
+            ("new-referral", "/referrals/new", "Phone referral"),
+        ],
+        Role::Radiologist => vec![
+            ("vetting", "/vetting", "Vetting queue"),
+            ("cases", "/cases", "Worklist"),
+        ],
+        Role::Nurse => vec![("cases", "/cases", "Worklist")],
+    }
 }
 
 impl Chrome {
-    fn new(state: &AppState, who: Option<&SignedIn>, current: &'static str) -> Self {
+    pub(crate) fn new(state: &AppState, who: Option<&SignedIn>, current: &'static str) -> Self {
         let c = state.config();
         Self {
             department: c.department_name.clone(),
@@ -52,8 +77,7 @@ impl Chrome {
             user: who.map(|w| NavUser {
                 display_name: w.user.display_name.clone(),
                 role_label: w.user.role.label(),
-                is_admin: w.user.role == Role::Admin,
-                is_referrer: w.user.role == Role::Referrer,
+                links: nav_links(w.user.role),
             }),
             csrf: who.map(|w| w.csrf.clone()).unwrap_or_default(),
             current,
@@ -61,7 +85,7 @@ impl Chrome {
     }
 }
 
-fn render(template: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn render(template: &impl Template, status: StatusCode) -> Response {
     match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => error_page_plain(&AppError::from(e)),
@@ -92,7 +116,7 @@ fn error_title(e: &AppError) -> &'static str {
 }
 
 /// An error page with the full frame.
-fn error_page(state: &AppState, who: Option<&SignedIn>, e: &AppError) -> Response {
+pub(crate) fn error_page(state: &AppState, who: Option<&SignedIn>, e: &AppError) -> Response {
     e.log();
     let page = ErrorPage {
         chrome: Chrome::new(state, who, ""),
@@ -408,7 +432,7 @@ pub async fn logout(
     response
 }
 
-fn forged() -> AppError {
+pub(crate) fn forged() -> AppError {
     AppError::Forbidden(
         "this form had expired or did not come from irflow; go back, reload the page and try again"
             .to_owned(),
@@ -549,33 +573,57 @@ pub async fn worklist(
 
 // ---------------------------------------------------------------- case page
 
-struct ActionForm {
+pub(crate) struct ActionForm {
     action: Action,
     reason_required: bool,
     takes_date: bool,
+    takes_return_reason: bool,
     danger: bool,
     /// The refusal message, when this form was just refused.
     error: Option<String>,
     /// What was typed, kept after a refusal.
     reason: String,
     deferred_until: String,
+    return_reason: String,
 }
 
-struct TimelineRow {
+pub(crate) struct TimelineRow {
     label: String,
     to: CaseState,
     who: String,
     at: String,
     reason: Option<String>,
+    reason_label: Option<&'static str>,
     deferred_until: Option<String>,
+}
+
+/// A candidate patient when a match is in doubt.
+pub(crate) struct CandidateRow {
+    id: i64,
+    name: String,
+    date_of_birth: String,
+    mrn: String,
+    phone: String,
+}
+
+/// The change-procedure form (radiologists and admins, while vetting or screening).
+pub(crate) struct ChangeProcedureForm {
+    procedures: Vec<(String, String)>,
+    procedure: String,
+    levels: String,
+    side: String,
+    reason: String,
+    errors: FieldErrors,
+    error: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "case.html")]
-struct CasePage {
+pub(crate) struct CasePage {
     chrome: Chrome,
     title: String,
     case_id: i64,
+    referral_number: String,
     state: CaseState,
     version: i64,
     patient_name: String,
@@ -586,6 +634,15 @@ struct CasePage {
     email: String,
     language: String,
     procedure: String,
+    levels: String,
+    side: String,
+    urgency: Urgency,
+    indication: String,
+    icd10: String,
+    prior_imaging: String,
+    blood_thinners: String,
+    clinical_notes: String,
+    channel: String,
     referrer: String,
     deferred_until: Option<String>,
     opened: String,
@@ -593,13 +650,46 @@ struct CasePage {
     timeline: Vec<TimelineRow>,
     done: Option<String>,
     today: String,
+    return_reasons: &'static [ReturnReason],
+    sides: &'static [Side],
+    /// Why it was returned, for the referrer (latest return).
+    returned_because: Option<String>,
+    can_amend: bool,
+    change: Option<ChangeProcedureForm>,
+    candidates: Vec<CandidateRow>,
+    review_error: Option<String>,
 }
 
-struct FormError {
-    action: Action,
-    message: String,
-    reason: String,
-    deferred_until: String,
+/// A refused form on the case page: which one, the message, and what was typed.
+pub(crate) enum CaseFormError {
+    Transition {
+        action: Action,
+        message: String,
+        reason: String,
+        deferred_until: String,
+        return_reason: String,
+    },
+    ChangeProcedure {
+        form: ChangeProcedureFields,
+        errors: FieldErrors,
+        message: Option<String>,
+    },
+    PatientMatch(String),
+}
+
+/// What the change-procedure form posts.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct ChangeProcedureFields {
+    #[serde(default)]
+    pub(crate) csrf: String,
+    #[serde(default)]
+    pub(crate) procedure: String,
+    #[serde(default)]
+    pub(crate) levels: String,
+    #[serde(default)]
+    pub(crate) side: String,
+    #[serde(default)]
+    pub(crate) reason: String,
 }
 
 /// Query of the case page.
@@ -608,19 +698,131 @@ pub struct CaseQuery {
     done: Option<String>,
 }
 
-fn case_page_for(
+fn prior_imaging_text(p: &Option<irflow_domain::PriorImaging>) -> String {
+    match p {
+        None => "none reported".to_owned(),
+        Some(p) => {
+            let mut s = p.modality.label().to_owned();
+            if let Some(d) = p.date {
+                s.push_str(&format!(", {d}"));
+            }
+            if let Some(place) = &p.place {
+                s.push_str(&format!(", {place}"));
+            }
+            s
+        }
+    }
+}
+
+fn or_dash(v: &Option<String>) -> String {
+    v.clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// Builds the case page, loading what only some roles see (catalogue, candidates).
+pub(crate) async fn case_page_for(
     state: &AppState,
     who: &SignedIn,
     d: &CaseDetail,
     done: Option<String>,
-    error: Option<FormError>,
-) -> CasePage {
+    error: Option<CaseFormError>,
+) -> Result<CasePage, AppError> {
     let tz = state.time_zone();
     let c = &d.case;
-    CasePage {
+    let role = who.user.role;
+    let transition_error = match &error {
+        Some(CaseFormError::Transition {
+            action,
+            message,
+            reason,
+            deferred_until,
+            return_reason,
+        }) => Some((
+            *action,
+            message.clone(),
+            reason.clone(),
+            deferred_until.clone(),
+            return_reason.clone(),
+        )),
+        _ => None,
+    };
+    let can_vet = matches!(role, Role::Radiologist | Role::Admin)
+        && matches!(c.state, CaseState::Referred | CaseState::Screening);
+    let change = if can_vet {
+        let procedures = state
+            .store()
+            .procedures()
+            .await?
+            .into_iter()
+            .filter(|p| p.active)
+            .map(|p| (p.code.clone(), format!("{} · {}", p.code, p.name)))
+            .collect();
+        Some(match &error {
+            Some(CaseFormError::ChangeProcedure {
+                form,
+                errors,
+                message,
+            }) => ChangeProcedureForm {
+                procedures,
+                procedure: form.procedure.clone(),
+                levels: form.levels.clone(),
+                side: form.side.clone(),
+                reason: form.reason.clone(),
+                errors: errors.clone(),
+                error: message.clone(),
+            },
+            _ => ChangeProcedureForm {
+                procedures,
+                procedure: c.procedure_code.clone(),
+                levels: c.levels.clone().unwrap_or_default(),
+                side: c.side.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                reason: String::new(),
+                errors: FieldErrors::default(),
+                error: None,
+            },
+        })
+    } else {
+        None
+    };
+    let candidates = if role != Role::Referrer && !d.referral.review_candidates.is_empty() {
+        state
+            .store()
+            .patients_for_review(&who.actor(), &d.referral.review_candidates)
+            .await?
+            .into_iter()
+            .map(|p| CandidateRow {
+                id: p.id.get(),
+                name: format!("{}, {}", p.family_name, p.given_name),
+                date_of_birth: p.date_of_birth.to_string(),
+                mrn: p.mrn.unwrap_or_else(|| "—".to_owned()),
+                phone: p.phone.unwrap_or_else(|| "—".to_owned()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let returned_because = (c.state == CaseState::Returned)
+        .then(|| d.timeline.iter().rev().find(|t| t.action == "return"))
+        .flatten()
+        .map(|t| {
+            let label = t
+                .reason_code
+                .as_deref()
+                .and_then(|r| r.parse::<ReturnReason>().ok())
+                .map(ReturnReason::label);
+            match (label, &t.reason) {
+                (Some(l), Some(r)) => format!("{l}: {r}"),
+                (Some(l), None) => l.to_owned(),
+                (None, Some(r)) => r.clone(),
+                (None, None) => String::new(),
+            }
+        });
+    Ok(CasePage {
         chrome: Chrome::new(state, Some(who), "cases"),
         title: views::case_title(c),
         case_id: c.id.get(),
+        referral_number: irflow_fhir::referral_number(c.id.get()),
         state: c.state,
         version: c.version,
         patient_name: c.patient_name(),
@@ -643,24 +845,43 @@ fn case_page_for(
             .unwrap_or_else(|| "not recorded".to_owned()),
         language: language_name(&d.patient.preferred_language),
         procedure: format!("{} · CPT {}", c.procedure_name, c.procedure_code),
+        levels: or_dash(&c.levels),
+        side: c
+            .side
+            .map_or_else(|| "—".to_owned(), |s| s.label().to_owned()),
+        urgency: c.urgency,
+        indication: or_dash(&d.referral.indication),
+        icd10: or_dash(&d.referral.icd10),
+        prior_imaging: prior_imaging_text(&d.referral.prior_imaging),
+        blood_thinners: or_dash(&d.referral.blood_thinners),
+        clinical_notes: or_dash(&d.referral.clinical_notes),
+        channel: match (&d.referral.channel, &d.referral.entered_by) {
+            (Some(ch), Some(by)) => format!("{} (entered by {by})", ch.label()),
+            (Some(ch), None) => ch.label().to_owned(),
+            _ => "—".to_owned(),
+        },
         referrer: match &c.referrer_organization {
             Some(org) => format!("{} · {org}", c.referrer_name),
             None => c.referrer_name.clone(),
         },
         deferred_until: c.deferred_until.map(|d| d.to_string()),
         opened: local_time(c.created_at, tz),
-        actions: views::actions_for(c.state, who.user.role)
+        actions: views::actions_for(c.state, role)
             .into_iter()
+            // A returned referral is resubmitted through the amend form.
+            .filter(|a| *a != Action::Resubmit)
             .map(|a| {
-                let failed = error.as_ref().filter(|e| e.action == a);
+                let failed = transition_error.as_ref().filter(|e| e.0 == a);
                 ActionForm {
                     action: a,
                     reason_required: a.requires_reason(),
                     takes_date: a == Action::Defer,
+                    takes_return_reason: a == Action::Return,
                     danger: matches!(a, Action::Cancel | Action::Return | Action::RecordNoShow),
-                    error: failed.map(|e| e.message.clone()),
-                    reason: failed.map(|e| e.reason.clone()).unwrap_or_default(),
-                    deferred_until: failed.map(|e| e.deferred_until.clone()).unwrap_or_default(),
+                    error: failed.map(|e| e.1.clone()),
+                    reason: failed.map(|e| e.2.clone()).unwrap_or_default(),
+                    deferred_until: failed.map(|e| e.3.clone()).unwrap_or_default(),
+                    return_reason: failed.map(|e| e.4.clone()).unwrap_or_default(),
                 }
             })
             .collect(),
@@ -676,15 +897,31 @@ fn case_page_for(
                 },
                 at: local_time(t.at, tz),
                 reason: t.reason.clone(),
+                reason_label: t
+                    .reason_code
+                    .as_deref()
+                    .and_then(|r| r.parse::<ReturnReason>().ok())
+                    .map(ReturnReason::label),
                 deferred_until: t.deferred_until.map(|d| d.to_string()),
             })
             .collect(),
         done,
         today: state.today().to_string(),
-    }
+        return_reasons: ReturnReason::ALL,
+        sides: Side::ALL,
+        returned_because,
+        can_amend: c.state == CaseState::Returned
+            && matches!(role, Role::Referrer | Role::Scheduler),
+        change,
+        candidates,
+        review_error: match error {
+            Some(CaseFormError::PatientMatch(m)) => Some(m),
+            _ => None,
+        },
+    })
 }
 
-fn language_name(tag: &str) -> String {
+pub(crate) fn language_name(tag: &str) -> String {
     let name = match tag.split('-').next().unwrap_or(tag) {
         "en" => "English",
         "es" => "Spanish",
@@ -695,17 +932,37 @@ fn language_name(tag: &str) -> String {
         "ar" => "Arabic",
         "ru" => "Russian",
         "fr" => "French",
+        "ko" => "Korean",
         _ => return tag.to_owned(),
     };
     format!("{name} ({tag})")
 }
 
-fn case_error(e: irflow_store::StoreError) -> AppError {
+pub(crate) fn case_error(e: irflow_store::StoreError) -> AppError {
     match e {
         irflow_store::StoreError::NotFound => {
             AppError::NotFound("there is no case with this number that you can see".to_owned())
         }
         other => other.into(),
+    }
+}
+
+/// Renders the case page (or an error page if it cannot be built).
+pub(crate) async fn show_case(
+    state: &AppState,
+    who: &SignedIn,
+    id: irflow_domain::CaseId,
+    done: Option<String>,
+    error: Option<CaseFormError>,
+    status: StatusCode,
+) -> Response {
+    let d = match state.store().case_detail(&who.actor(), id).await {
+        Ok(d) => d,
+        Err(e) => return error_page(state, Some(who), &case_error(e)),
+    };
+    match case_page_for(state, who, &d, done, error).await {
+        Ok(page) => render(&page, status),
+        Err(e) => error_page(state, Some(who), &e),
     }
 }
 
@@ -720,17 +977,16 @@ pub async fn case_page(
         Ok(id) => id,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
-    match state.store().case_detail(&who.actor(), id).await {
-        Ok(d) => {
-            let done = q
-                .done
-                .as_deref()
-                .and_then(|a| a.parse::<Action>().ok())
-                .map(|a| format!("Done: {}.", a.label()));
-            render(&case_page_for(&state, &who, &d, done, None), StatusCode::OK)
-        }
-        Err(e) => error_page(&state, Some(&who), &case_error(e)),
-    }
+    let done = q.done.as_deref().map(|a| match a.parse::<Action>() {
+        Ok(a) => format!("Done: {}.", a.label()),
+        Err(_) => match a {
+            "change_procedure" => "Done: the procedure was changed.".to_owned(),
+            "patient_match" => "Done: the patient match was recorded.".to_owned(),
+            "resubmit" => "Done: the referral was amended and resubmitted.".to_owned(),
+            _ => "Done.".to_owned(),
+        },
+    });
+    show_case(&state, &who, id, done, None, StatusCode::OK).await
 }
 
 /// Fields of a transition form.
@@ -776,16 +1032,24 @@ pub async fn case_transition(
     } else {
         date.parse::<jiff::civil::Date>().map(Some)
     };
-    let result = match parsed_date {
-        Err(_) => Err(AppError::Invalid(
+    let return_reason = match form.return_reason.trim() {
+        "" => Ok(None),
+        r => r
+            .parse::<ReturnReason>()
+            .map(Some)
+            .map_err(AppError::Invalid),
+    };
+    let result = match (parsed_date, return_reason) {
+        (Err(_), _) => Err(AppError::Invalid(
             "the date must be written YYYY-MM-DD".to_owned(),
         )),
-        Ok(deferred_until) => {
+        (_, Err(e)) => Err(e),
+        (Ok(deferred_until), Ok(return_reason)) => {
             let request = TransitionRequest {
                 action,
                 reason: Some(form.reason.clone()),
                 deferred_until,
-                return_reason: form.return_reason.trim().parse().ok(),
+                return_reason,
             };
             state
                 .store()
@@ -807,22 +1071,14 @@ pub async fn case_transition(
             error_page(&state, Some(&who), &e)
         }
         Err(e) => {
-            // Show the case again, the message beside the form, the typed text kept.
-            match state.store().case_detail(&who.actor(), id).await {
-                Ok(d) => {
-                    let error = FormError {
-                        action,
-                        message: e.public_message(),
-                        reason: form.reason,
-                        deferred_until: form.deferred_until,
-                    };
-                    render(
-                        &case_page_for(&state, &who, &d, None, Some(error)),
-                        e.status(),
-                    )
-                }
-                Err(e2) => error_page(&state, Some(&who), &case_error(e2)),
-            }
+            let error = CaseFormError::Transition {
+                action,
+                message: e.public_message(),
+                reason: form.reason,
+                deferred_until: form.deferred_until,
+                return_reason: form.return_reason,
+            };
+            show_case(&state, &who, id, None, Some(error), e.status()).await
         }
     }
 }

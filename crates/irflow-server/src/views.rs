@@ -61,9 +61,46 @@ pub fn patient_age(detail: &CaseDetail, today: Date) -> i16 {
     age_on(detail.patient.date_of_birth, today)
 }
 
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space).
+/// Malformed escapes are kept as typed; invalid UTF-8 is replaced.
+pub fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_components_decode() {
+        assert_eq!(url_decode("Patient%2F5"), "Patient/5");
+        assert_eq!(url_decode("a+b"), "a b");
+        assert_eq!(url_decode("100%"), "100%");
+        assert_eq!(url_decode("%zz"), "%zz");
+        assert_eq!(url_decode("Garc%C3%ADa"), "García");
+    }
 
     #[test]
     fn ages_count_birthdays() {

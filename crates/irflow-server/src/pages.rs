@@ -982,7 +982,6 @@ pub async fn case_page(
         Err(_) => match a {
             "change_procedure" => "Done: the procedure was changed.".to_owned(),
             "patient_match" => "Done: the patient match was recorded.".to_owned(),
-            "resubmit" => "Done: the referral was amended and resubmitted.".to_owned(),
             _ => "Done.".to_owned(),
         },
     });

@@ -454,3 +454,339 @@ async fn the_audit_log_shows_every_access_of_a_visit() {
         .unwrap();
     s.driver.clone().quit().await.unwrap();
 }
+
+async fn fill(s: &Session, id: &str, text: &str) {
+    let el = s.driver.find(By::Id(id)).await.unwrap();
+    el.clear().await.unwrap();
+    el.send_keys(text).await.unwrap();
+}
+
+/// Sets a date input's value (typing into date inputs depends on the browser's locale).
+async fn set_date(s: &Session, id: &str, date: &str) {
+    s.driver
+        .execute(
+            &format!("document.getElementById('{id}').value = '{date}';"),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn choose(s: &Session, css: &str) {
+    s.driver
+        .find(By::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn click(s: &Session, id: &str) {
+    s.driver
+        .find(By::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referrer_orders_and_a_radiologist_accepts_in_the_browser() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    let shots = screenshot_dir();
+    sign_in(&s, "referrer").await;
+    wait_for_text(&s.driver, "My referrals").await;
+    s.driver
+        .find(By::LinkText("New referral"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Send referral").await;
+
+    // Sending half a form: every problem is listed and shown by its field; nothing typed is lost.
+    fill(&s, "family_name", "Okafor").await;
+    fill(&s, "phone", "617-555-0123").await;
+    fill(&s, "levels", "C5-C6").await;
+    choose(&s, "select#procedure option[value='64483']").await;
+    click(&s, "submit-referral").await;
+    wait_for_text(&s.driver, "Please fix").await;
+    let summary = s
+        .driver
+        .find(By::Id("error-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "given name is required",
+        "date of birth is required",
+        "cervical",
+        "choose left, right or bilateral",
+        "say why",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "summary mentions {expected}: {summary}"
+        );
+    }
+    assert_eq!(
+        s.driver
+            .find(By::Id("family_name"))
+            .await
+            .unwrap()
+            .value()
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Okafor")
+    );
+    assert_eq!(
+        s.driver
+            .find(By::Id("phone"))
+            .await
+            .unwrap()
+            .value()
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("617-555-0123")
+    );
+    assert_eq!(
+        s.driver
+            .find(By::Id("levels"))
+            .await
+            .unwrap()
+            .attr("aria-invalid")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    s.driver
+        .screenshot(&shots.join("referral-errors.png"))
+        .await
+        .unwrap();
+
+    // Complete it: a lumbar transforaminal epidural for a new patient.
+    fill(&s, "given_name", "Chidi").await;
+    set_date(&s, "date_of_birth", "1972-08-19").await;
+    fill(&s, "levels", "L4-L5").await;
+    choose(&s, "input[name='side'][value='right']").await;
+    fill(
+        &s,
+        "indication",
+        "Right L5 radiculopathy for 9 weeks; MRI shows L4-L5 foraminal stenosis.",
+    )
+    .await;
+    fill(&s, "icd10", "M54.16").await;
+    choose(&s, "select#imaging_modality option[value='mri']").await;
+    set_date(&s, "imaging_date", "2026-10-15").await;
+    fill(&s, "blood_thinners", "none").await;
+    click(&s, "submit-referral").await;
+    wait_for_text(&s.driver, "What happens next").await;
+    let number = s
+        .driver
+        .find(By::Id("referral-number"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(number.starts_with("IRF-"), "{number}");
+    s.driver
+        .screenshot(&shots.join("referral-received.png"))
+        .await
+        .unwrap();
+    click(&s, "view-referral").await;
+    wait_for_text(&s.driver, "Timeline").await;
+    let case_path = s.driver.current_url().await.unwrap().path().to_owned();
+    let facts = s
+        .driver
+        .find(By::Id("referral-facts"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        facts.contains("64483")
+            && facts.contains("L4-L5")
+            && facts.contains("Right")
+            && facts.contains("M54.16"),
+        "{facts}"
+    );
+    s.driver.goto(format!("{}/cases", s.url)).await.unwrap();
+    wait_for_text(&s.driver, "Okafor, Chidi").await;
+    sign_out(&s).await;
+
+    // Another referrer cannot open it.
+    sign_in(&s, "referrer2").await;
+    wait_for_text(&s.driver, "My referrals").await;
+    assert!(!s.driver.source().await.unwrap().contains("Okafor"));
+    s.driver
+        .goto(format!("{}{case_path}", s.url))
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Not found").await;
+    assert!(!s.driver.source().await.unwrap().contains("Okafor"));
+    sign_out(&s).await;
+
+    // The radiologist finds it in the vetting queue and accepts it.
+    sign_in(&s, "radiologist").await;
+    wait_for_text(&s.driver, "Vetting queue").await;
+    s.driver
+        .find(By::LinkText("Vetting queue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Okafor, Chidi").await;
+    s.driver
+        .screenshot(&shots.join("vetting-queue.png"))
+        .await
+        .unwrap();
+    s.driver
+        .find(By::LinkText(number.as_str()))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Change the procedure").await;
+    s.driver
+        .screenshot(&shots.join("vetting-case.png"))
+        .await
+        .unwrap();
+    click(&s, "do-accept").await;
+    wait_for_text(&s.driver, "Done: Accept referral.").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Screening"
+    );
+    s.driver.clone().quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returned_referral_is_amended_and_resubmitted_in_the_browser() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    let shots = screenshot_dir();
+    // The radiologist returns a referral with a structured reason.
+    sign_in(&s, "radiologist").await;
+    wait_for_text(&s.driver, "Vetting queue").await;
+    s.driver.goto(format!("{}/vetting", s.url)).await.unwrap();
+    wait_for_text(&s.driver, "García López, María").await;
+    s.driver
+        .find(By::LinkText("García López, María"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Why is it returned?").await;
+    let case_path = s.driver.current_url().await.unwrap().path().to_owned();
+    // Without a reason it is refused, next to the form.
+    s.driver.execute("document.querySelector('form[data-confirm]') && document.querySelectorAll('form[data-confirm]').forEach(f => f.removeAttribute('data-confirm'));", Vec::new()).await.unwrap();
+    click(&s, "do-return").await;
+    wait_for_text(&s.driver, "a reason is required to return a case").await;
+    choose(
+        &s,
+        "select#return-reason option[value='not_enough_information']",
+    )
+    .await;
+    fill(
+        &s,
+        "reason-return",
+        "Please add how long the symptoms have lasted and what was tried.",
+    )
+    .await;
+    s.driver.execute("document.querySelectorAll('form[data-confirm]').forEach(f => f.removeAttribute('data-confirm'));", Vec::new()).await.unwrap();
+    click(&s, "do-return").await;
+    wait_for_text(&s.driver, "Done: Return to referrer.").await;
+    sign_out(&s).await;
+
+    // The referrer sees why, amends and resubmits.
+    sign_in(&s, "referrer").await;
+    wait_for_text(&s.driver, "My referrals").await;
+    s.driver
+        .goto(format!("{}{case_path}", s.url))
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Returned to the referrer").await;
+    let why = s
+        .driver
+        .find(By::Id("returned-because"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        why.starts_with("Not enough information") && why.contains("how long"),
+        "{why}"
+    );
+    click(&s, "amend").await;
+    wait_for_text(&s.driver, "Resubmit referral").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("levels"))
+            .await
+            .unwrap()
+            .value()
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("L4-L5"),
+        "prefilled"
+    );
+    fill(
+        &s,
+        "indication",
+        "Left L5 radiculopathy for 10 weeks despite 6 weeks of physical therapy and NSAIDs.",
+    )
+    .await;
+    fill(&s, "note", "Added duration and treatments tried.").await;
+    s.driver.screenshot(&shots.join("amend.png")).await.unwrap();
+    click(&s, "submit-referral").await;
+    wait_for_text(&s.driver, "Done: Resubmit referral.").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Referred"
+    );
+    let timeline = s
+        .driver
+        .find(By::Id("timeline"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        timeline.contains("Resubmit referral") && timeline.contains("Added duration"),
+        "{timeline}"
+    );
+    s.driver.clone().quit().await.unwrap();
+}

@@ -448,6 +448,9 @@ struct StateGroup {
 
 struct CaseRow {
     id: i64,
+    number: String,
+    urgency: Urgency,
+    needs_patient_review: bool,
     patient: String,
     mrn: String,
     date_of_birth: String,
@@ -487,11 +490,14 @@ pub struct WorklistQuery {
 fn case_row(c: &CaseSummary, state: &AppState) -> CaseRow {
     CaseRow {
         id: c.id.get(),
+        number: irflow_fhir::referral_number(c.id.get()),
+        urgency: c.urgency,
+        needs_patient_review: c.needs_patient_review,
         patient: c.patient_name(),
         mrn: c.mrn.clone().unwrap_or_else(|| "—".to_owned()),
         date_of_birth: c.date_of_birth.to_string(),
         age: views::age_on(c.date_of_birth, state.today()),
-        procedure: format!("{} · CPT {}", c.procedure_name, c.procedure_code),
+        procedure: crate::views::order_summary(c),
         referrer: match &c.referrer_organization {
             Some(org) => format!("{} ({org})", c.referrer_name),
             None => c.referrer_name.clone(),

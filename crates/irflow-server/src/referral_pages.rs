@@ -374,16 +374,7 @@ pub async fn referral_received(
         case_id: c.id.get(),
         referral_number: irflow_fhir::referral_number(c.id.get()),
         patient: format!("{} (born {})", c.patient_name(), c.date_of_birth),
-        procedure: {
-            let mut p = format!("{} · CPT {}", c.procedure_name, c.procedure_code);
-            if let Some(l) = &c.levels {
-                p.push_str(&format!(" · {l}"));
-            }
-            if let Some(s) = c.side {
-                p.push_str(&format!(" · {}", s.label().to_lowercase()));
-            }
-            p
-        },
+        procedure: crate::views::order_summary(c),
         received: local_time(c.created_at, state.time_zone()),
         patient_check: q.check.is_some() || c.needs_patient_review,
         is_referrer: who.user.role == Role::Referrer,
@@ -780,16 +771,7 @@ pub async fn vetting_queue(State(state): State<AppState>, who: SignedIn) -> Resp
             id: c.id.get(),
             number: irflow_fhir::referral_number(c.id.get()),
             patient: c.patient_name(),
-            procedure: {
-                let mut p = format!("{} · {}", c.procedure_code, c.procedure_name);
-                if let Some(l) = &c.levels {
-                    p.push_str(&format!(" · {l}"));
-                }
-                if let Some(s) = c.side {
-                    p.push_str(&format!(" · {}", s.label().to_lowercase()));
-                }
-                p
-            },
+            procedure: crate::views::order_summary(c),
             urgency: c.urgency,
             referrer: match &c.referrer_organization {
                 Some(o) => format!("{} ({o})", c.referrer_name),

@@ -56,6 +56,18 @@ pub fn case_title(case: &CaseSummary) -> String {
     format!("Case {} · {}", case.id, case.patient_name())
 }
 
+/// "Procedure · CPT code · levels · side", as lists show an order.
+pub fn order_summary(c: &CaseSummary) -> String {
+    let mut p = format!("{} · CPT {}", c.procedure_name, c.procedure_code);
+    if let Some(l) = &c.levels {
+        p.push_str(&format!(" · {l}"));
+    }
+    if let Some(s) = c.side {
+        p.push_str(&format!(" · {}", s.label().to_lowercase()));
+    }
+    p
+}
+
 /// The patient's age today.
 pub fn patient_age(detail: &CaseDetail, today: Date) -> i16 {
     age_on(detail.patient.date_of_birth, today)

@@ -416,7 +416,7 @@ pub fn evaluate(
         }
     }
 
-    findings.sort_by(|a, b| b.level.cmp(&a.level));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.level));
     let decision = findings
         .iter()
         .map(|f| f.level)

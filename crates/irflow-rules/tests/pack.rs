@@ -9,7 +9,19 @@ use irflow_rules::{DEFAULT_FILES, default_pack, from_texts, load_dir};
 
 /// CLINICAL-RULES.md section 2, ASRA-2018, with ranges resolved to the longer value:
 /// (rule id, high, intermediate, low, restart high, restart intermediate, restart low, verified).
-const TABLE: &[(&str, &str, &str, &str, &str, &str, &str, bool)] = &[
+/// (rule id, hold high, intermediate, low, restart high, intermediate, low, verified).
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
+const TABLE: &[Row] = &[
     (
         "aspirin-primary",
         "6d",
@@ -402,7 +414,8 @@ fn replaced(name: &str, from: &str, to: &str) -> Vec<(&'static str, String)> {
 
 #[test]
 fn invalid_packs_are_refused_precisely() {
-    let cases: Vec<(Vec<(&'static str, String)>, &str, &str)> = vec![
+    type Case = (Vec<(&'static str, String)>, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         (
             replaced(
                 "drugs.toml",

@@ -239,7 +239,7 @@ impl Action {
             (A::Resubmit, S::Returned) => S::Referred,
             (A::MarkReady, S::Screening | S::Deferred | S::AwaitingAction) => S::Ready,
             (A::Defer, S::Screening | S::AwaitingAction | S::Ready) => S::Deferred,
-            (A::AwaitAction, S::Screening | S::Ready) => S::AwaitingAction,
+            (A::AwaitAction, S::Screening | S::Deferred | S::Ready) => S::AwaitingAction,
             (A::ResumeScreening, S::Deferred | S::AwaitingAction | S::Ready) => S::Screening,
             (A::Schedule, S::Ready) => S::Scheduled,
             (A::Confirm, S::Scheduled) => S::Confirmed,
@@ -271,7 +271,7 @@ impl Action {
     }
 
     /// The roles that may take this action. Admins configure the department; of the
-    /// pathway they may only triage (accept or return referrals).
+    /// pathway they may triage and record screening outcomes.
     pub const fn permitted_roles(self) -> &'static [Role] {
         use Action as A;
         use Role as R;
@@ -279,8 +279,9 @@ impl Action {
             // Vetting is a radiologist's call; an admin (e.g. the medical director) may triage too.
             A::Accept | A::Return => &[R::Radiologist, R::Admin],
             A::Resubmit => &[R::Referrer, R::Scheduler],
+            // Screening is the nurse's; radiologists and admins may record it too.
             A::MarkReady | A::Defer | A::AwaitAction | A::ResumeScreening => {
-                &[R::Nurse, R::Radiologist]
+                &[R::Nurse, R::Radiologist, R::Admin]
             }
             A::Schedule
             | A::Confirm
@@ -741,11 +742,19 @@ mod tests {
             Err(TransitionError::NoRole)
         );
         for action in Action::ALL {
-            let triage = matches!(action, Action::Accept | Action::Return);
+            let allowed = matches!(
+                action,
+                Action::Accept
+                    | Action::Return
+                    | Action::MarkReady
+                    | Action::Defer
+                    | Action::AwaitAction
+                    | Action::ResumeScreening
+            );
             assert_eq!(
                 action.permits(Role::Admin),
-                triage,
-                "admins only triage: {action}"
+                allowed,
+                "admins triage and screen only: {action}"
             );
         }
     }

@@ -495,3 +495,165 @@ pub async fn list_audit(
         "next_before_id": next,
     })))
 }
+
+fn actions_json(record: &irflow_store::ScreeningRecord, tz: &jiff::tz::TimeZone) -> Vec<Value> {
+    record
+        .actions
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "rule_id": a.rule_id,
+                "kind": a.kind.as_str(),
+                "description": a.description,
+                "status": a.status.as_str(),
+                "cleared": a.cleared,
+                "decided_by": a.decided_by,
+                "notes": a.notes,
+                "completed_by": a.completed_by,
+                "completed_at": a.completed_at.map(|t| views::rfc3339_local(t, tz)),
+            })
+        })
+        .collect()
+}
+
+/// A stored screening as the API answers it.
+pub(crate) fn screening_json(
+    record: &irflow_store::ScreeningRecord,
+    state: CaseState,
+    tz: &jiff::tz::TimeZone,
+) -> Value {
+    let decision: Value = serde_json::from_str(&record.decision_json).unwrap_or(Value::Null);
+    json!({
+        "screening_id": record.id,
+        "case_state": state.as_str(),
+        "screened_by": record.screened_by,
+        "at": views::rfc3339_local(record.at, tz),
+        "decision": decision,
+        "actions": actions_json(record, tz),
+    })
+}
+
+/// Evaluates facts for a case and stores the screening; the case moves on.
+pub(crate) async fn screen_case(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    body: &[u8],
+) -> Result<Value, AppError> {
+    let case = state
+        .store()
+        .case_detail(actor, id)
+        .await
+        .map_err(not_found_case)?;
+    let today = state.today();
+    let facts = crate::screening_json::parse_facts(body, Some(&case.case.procedure_code), today)
+        .map_err(AppError::BadRequest)?;
+    let tz = state.time_zone();
+    let decision = irflow_domain::screening::evaluate(state.rules(), &facts, tz)
+        .map_err(|e| AppError::Invalid(e.to_string()))?;
+    let decision_json = crate::screening_json::decision_json(&decision, tz);
+    let record = state
+        .store()
+        .record_screening(
+            actor,
+            id,
+            &irflow_store::NewScreening {
+                facts_json: crate::screening_json::facts_json(&facts).to_string(),
+                decision_json: decision_json.to_string(),
+                decision: &decision,
+            },
+            Timestamp::now(),
+            today,
+        )
+        .await
+        .map_err(not_found_case)?;
+    let case = state
+        .store()
+        .case_detail(actor, id)
+        .await
+        .map_err(not_found_case)?;
+    Ok(screening_json(&record, case.case.state, tz))
+}
+
+/// `POST /api/v1/cases/{id}/screening`: the screening call's answers (facts JSON,
+/// without `procedure` and `today`, which come from the case and the site).
+pub async fn post_screening(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    Ok(Json(screen_case(&state, &caller.actor(), id, &body).await?))
+}
+
+/// `GET /api/v1/cases/{id}/screening`: the latest screening and its actions.
+pub async fn get_screening(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    let record = state
+        .store()
+        .latest_screening(&caller.actor(), id)
+        .await
+        .map_err(not_found_case)?;
+    let case = state
+        .store()
+        .case_detail(&caller.actor(), id)
+        .await
+        .map_err(not_found_case)?;
+    match record {
+        Some(r) => Ok(Json(screening_json(&r, case.case.state, state.time_zone()))),
+        None => Err(AppError::NotFound("this case has not been screened yet".to_owned()).into()),
+    }
+}
+
+/// Body of `POST /api/v1/cases/{id}/actions/{action_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    cleared: bool,
+    decided_by: Option<String>,
+    notes: Option<String>,
+}
+
+/// Completes a required action (e.g. the prescriber cleared the hold).
+pub async fn complete_action(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path((id, action_id)): Path<(String, String)>,
+    body: Result<Json<ActionBody>, JsonRejection>,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    let action_id: i64 = action_id
+        .parse()
+        .map_err(|_| AppError::BadRequest("action id must be a whole number".to_owned()))?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let record = state
+        .store()
+        .complete_action(
+            &caller.actor(),
+            id,
+            action_id,
+            body.cleared,
+            body.decided_by,
+            body.notes,
+            Timestamp::now(),
+            state.today(),
+        )
+        .await
+        .map_err(not_found_case)?;
+    let case = state
+        .store()
+        .case_detail(&caller.actor(), id)
+        .await
+        .map_err(not_found_case)?;
+    Ok(Json(screening_json(
+        &record,
+        case.case.state,
+        state.time_zone(),
+    )))
+}

@@ -11,6 +11,7 @@ mod fhir;
 mod observe;
 mod pages;
 mod referral_pages;
+pub mod screening_json;
 mod session;
 mod views;
 
@@ -78,11 +79,16 @@ struct Inner {
     store: Store,
     config: ServerConfig,
     time_zone: TimeZone,
+    rules: irflow_domain::screening::RulePack,
 }
 
 impl AppState {
     /// Builds the state; fails if the configured time zone is unknown.
-    pub fn new(store: Store, config: ServerConfig) -> Result<Self, String> {
+    pub fn new(
+        store: Store,
+        config: ServerConfig,
+        rules: irflow_domain::screening::RulePack,
+    ) -> Result<Self, String> {
         let time_zone = TimeZone::get(&config.time_zone_name).map_err(|e| {
             format!(
                 "time zone {:?} is not a known IANA zone (e.g. America/New_York): {e}",
@@ -94,6 +100,7 @@ impl AppState {
                 store,
                 config,
                 time_zone,
+                rules,
             }),
         })
     }
@@ -106,6 +113,11 @@ impl AppState {
     /// The settings.
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
+    }
+
+    /// The screening rule pack in force.
+    pub fn rules(&self) -> &irflow_domain::screening::RulePack {
+        &self.inner.rules
     }
 
     /// The site's time zone.
@@ -164,6 +176,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cases/{id}", get(api::get_case))
         .route("/api/v1/cases/{id}/transitions", post(api::transition_case))
         .route("/api/v1/cases/{id}/triage", post(api::triage_case))
+        .route(
+            "/api/v1/cases/{id}/screening",
+            get(api::get_screening).post(api::post_screening),
+        )
+        .route(
+            "/api/v1/cases/{id}/actions/{action_id}",
+            post(api::complete_action),
+        )
         .route("/api/v1/audit", get(api::list_audit))
         .route("/api/v1/{*rest}", axum::routing::any(api::no_such_route));
     let fhir = Router::new()

@@ -14,6 +14,7 @@ mod audit;
 mod cases;
 mod migrate;
 mod referrals;
+mod screening;
 pub mod testing;
 mod users;
 
@@ -31,6 +32,7 @@ pub use cases::{
 };
 pub use irflow_domain::Actor;
 pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
+pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
 
 /// Which database is behind the store.

@@ -28,6 +28,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_referrals.sql"),
         postgres: include_str!("../migrations/postgres/0002_referrals.sql"),
     },
+    Migration {
+        version: 3,
+        name: "screening",
+        sqlite: include_str!("../migrations/sqlite/0003_screening.sql"),
+        postgres: include_str!("../migrations/postgres/0003_screening.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -19,6 +19,9 @@ pub struct Cli {
     /// Database URL: postgres://... or sqlite:... (default: SQLite in the data directory).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// A rule pack directory to use instead of the built-in default (see rules/default).
+    #[arg(long = "rules", global = true, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +34,7 @@ impl Cli {
             config_file: self.config.clone(),
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
+            rules_dir: self.rules_dir.clone(),
             listen: match &self.command {
                 Command::Serve(args) => args.listen.clone(),
                 _ => None,
@@ -54,6 +58,8 @@ pub enum Command {
     /// Manage API bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Evaluate screening facts (JSON on standard input) and print the decision (JSON).
+    Screen,
 }
 
 /// `irflow serve`.

@@ -42,6 +42,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// The identifier system of the hospital's MRNs (FHIR), e.g. `urn:oid:1.2.840.114350`.
     pub mrn_system: String,
+    /// A rule pack directory; `None`: the built-in default pack.
+    pub rules_dir: Option<PathBuf>,
 }
 
 /// How logs are written (always to standard error).
@@ -106,6 +108,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             public_base_url: server.public_base_url,
             mrn_system: server.mrn_system,
+            rules_dir: None,
         }
     }
 }
@@ -118,6 +121,7 @@ struct FileConfig {
     database_url: Option<String>,
     listen: Option<String>,
     public_base_url: Option<String>,
+    rules_dir: Option<PathBuf>,
     department: Option<FileDepartment>,
     security: Option<FileSecurity>,
     log: Option<FileLog>,
@@ -158,6 +162,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--database-url`.
     pub database_url: Option<String>,
+    /// `--rules`.
+    pub rules_dir: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<String>,
 }
@@ -235,6 +241,9 @@ impl Config {
         if let Some(v) = var("IRFLOW_MRN_SYSTEM") {
             c.mrn_system = v;
         }
+        if let Some(v) = var("IRFLOW_RULES_DIR") {
+            c.rules_dir = Some(PathBuf::from(v));
+        }
         if let Some(v) = var("IRFLOW_COOKIE_SECURE") {
             c.cookie_secure = parse_bool(&v, "IRFLOW_COOKIE_SECURE")?;
         }
@@ -256,6 +265,9 @@ impl Config {
         }
         if let Some(u) = &overrides.database_url {
             c.database_url = Some(u.clone());
+        }
+        if let Some(r) = &overrides.rules_dir {
+            c.rules_dir = Some(r.clone());
         }
         if let Some(l) = &overrides.listen {
             c.listen = parse_listen(l, "--listen")?;
@@ -281,6 +293,9 @@ impl Config {
         }
         if let Some(u) = file.public_base_url {
             self.public_base_url = Some(u);
+        }
+        if let Some(r) = file.rules_dir {
+            self.rules_dir = Some(r);
         }
         if let Some(d) = file.department {
             if let Some(v) = d.name {
@@ -393,6 +408,17 @@ impl Config {
             )
         })?;
         Ok(sqlite_url(&self.data_dir.join("irflow.db")))
+    }
+
+    /// The rule pack: the configured directory, or the built-in default.
+    pub fn rule_pack(&self) -> Result<irflow_domain::screening::RulePack> {
+        match &self.rules_dir {
+            Some(dir) => irflow_rules::load_dir(dir).map_err(|e| {
+                anyhow::anyhow!("{e}; fix the pack or drop --rules / IRFLOW_RULES_DIR")
+            }),
+            None => irflow_rules::default_pack()
+                .map_err(|e| anyhow::anyhow!("the built-in rule pack is broken: {e}")),
+        }
     }
 
     /// The server's part of the configuration.

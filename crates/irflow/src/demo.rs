@@ -81,7 +81,8 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
         dir.display()
     );
     println!("  stop with Ctrl-C");
-    crate::serve_on(listener, store, config.server_config()).await
+    let pack = config.rule_pack()?;
+    crate::serve_on(listener, store, config.server_config(), pack).await
 }
 
 /// Makes sure `dir` is a demo directory and removes the previous demo database.

@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                     Ok(())
                 }
                 Command::User(cmd) => user_command(&config, cmd).await,
+                Command::Screen => screen(&config),
                 Command::Token(cmd) => token_command(&config, cmd).await,
                 Command::Demo(_) => unreachable!("handled above"),
             }
@@ -77,7 +78,28 @@ pub async fn connect(config: &Config) -> Result<Store> {
     Ok(store)
 }
 
+/// `irflow screen`: facts on stdin, decision on stdout.
+fn screen(config: &Config) -> Result<()> {
+    use std::io::Read;
+    let pack = config.rule_pack()?;
+    let tz = jiff::tz::TimeZone::get(&config.time_zone)?;
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .context("could not read the facts from standard input")?;
+    let today = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    let facts = irflow_server::screening_json::parse_facts(&body, None, today)
+        .map_err(anyhow::Error::msg)?;
+    let decision = irflow_domain::screening::evaluate(&pack, &facts, &tz)?;
+    let out = serde_json::to_string_pretty(&irflow_server::screening_json::decision_json(
+        &decision, &tz,
+    ))?;
+    println!("{out}");
+    Ok(())
+}
+
 async fn serve(config: &Config) -> Result<()> {
+    let pack = config.rule_pack()?;
     let store = connect(config).await?;
     if store.list_users().await?.is_empty() {
         eprintln!(
@@ -94,10 +116,12 @@ async fn serve(config: &Config) -> Result<()> {
         })?;
     let addr = listener.local_addr()?;
     println!(
-        "irflow: serving http://{addr} ({} database)",
-        store.backend().name()
+        "irflow: serving http://{addr} ({} database, rule pack {} {})",
+        store.backend().name(),
+        pack.name,
+        pack.version
     );
-    serve_on(listener, store, config.server_config()).await
+    serve_on(listener, store, config.server_config(), pack).await
 }
 
 /// Serves until Ctrl-C or SIGTERM.
@@ -105,10 +129,11 @@ pub async fn serve_on(
     listener: tokio::net::TcpListener,
     store: Store,
     server_config: irflow_server::ServerConfig,
+    pack: irflow_domain::screening::RulePack,
 ) -> Result<()> {
     irflow_server::init_metrics();
     let addr: SocketAddr = listener.local_addr()?;
-    let state = AppState::new(store, server_config).map_err(anyhow::Error::msg)?;
+    let state = AppState::new(store, server_config, pack).map_err(anyhow::Error::msg)?;
     tracing::info!(%addr, "listening");
     irflow_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -529,7 +529,7 @@ fn medication_finding(
             pack,
             &rule.meta,
             Decision::Clear,
-            format!("{drug}: no hold before a {cls}-risk procedure"),
+            format!("{drug}: no hold before a procedure of {cls} bleeding risk"),
         ),
         Hold::Shared => {
             let mut f = finding(
@@ -537,7 +537,7 @@ fn medication_finding(
                 &rule.meta,
                 Decision::Review,
                 format!(
-                    "{drug} before a {cls}-risk procedure: whether to hold it is a shared decision with the prescribing physician"
+                    "{drug} before a procedure of {cls} bleeding risk: whether to hold it is a shared decision with the prescribing physician"
                 ),
             );
             f.action = action(
@@ -570,7 +570,7 @@ fn medication_finding(
                 &rule.meta,
                 Decision::ClearWithActions,
                 format!(
-                    "{drug}: last dose at least {} before a {cls}-risk procedure; last dose {last_dose}{still_taking}, so not before {earliest}",
+                    "{drug}: last dose at least {} before a procedure of {cls} bleeding risk; last dose {last_dose}{still_taking}, so not before {earliest}",
                     plural(n, "day")
                 ),
             );
@@ -609,7 +609,7 @@ fn medication_finding(
                 &rule.meta,
                 Decision::ClearWithActions,
                 format!(
-                    "{drug}: last dose at least {} before a {cls}-risk procedure; last dose {last_dose} {}{assumed}{still_taking}",
+                    "{drug}: last dose at least {} before a procedure of {cls} bleeding risk; last dose {last_dose} {}{assumed}{still_taking}",
                     plural(h, "hour"),
                     time.strftime("%H:%M")
                 ),

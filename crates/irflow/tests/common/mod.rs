@@ -44,7 +44,12 @@ impl App {
         irflow_server::init_metrics();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = irflow_server::AppState::new(db.store.clone(), config).unwrap();
+        let state = irflow_server::AppState::new(
+            db.store.clone(),
+            config,
+            irflow_rules::default_pack().unwrap(),
+        )
+        .unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             irflow_server::serve(listener, state, async {

@@ -353,11 +353,11 @@ async fn api_authentication_and_roles() {
     )
     .await;
     assert_eq!(status, 200);
-    let screening = app.case_in_state("screening").await;
+    let ready = app.case_in_state("ready").await;
     let (status, v) = json_of(
-        c.post(app.at(&format!("/api/v1/cases/{screening}/transitions")))
+        c.post(app.at(&format!("/api/v1/cases/{ready}/transitions")))
             .bearer_auth(&admin)
-            .json(&json!({"action": "mark_ready"}))
+            .json(&json!({"action": "schedule"}))
             .send()
             .await
             .unwrap(),

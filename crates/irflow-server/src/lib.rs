@@ -12,6 +12,7 @@ mod observe;
 mod pages;
 mod referral_pages;
 pub mod screening_json;
+mod screening_pages;
 mod session;
 mod views;
 
@@ -161,6 +162,22 @@ pub fn router(state: AppState) -> Router {
             post(referral_pages::patient_match),
         )
         .route("/vetting", get(referral_pages::vetting_queue))
+        .route(
+            "/cases/{id}/screening",
+            get(screening_pages::screening_form).post(screening_pages::screening_submit),
+        )
+        .route(
+            "/cases/{id}/screening/preview",
+            post(screening_pages::screening_preview),
+        )
+        .route(
+            "/cases/{id}/screening/summary",
+            get(screening_pages::screening_summary),
+        )
+        .route(
+            "/cases/{id}/actions/{action_id}",
+            post(screening_pages::complete_action),
+        )
         .route("/admin/procedures", get(referral_pages::procedures_page))
         .route(
             "/admin/procedures/{code}",

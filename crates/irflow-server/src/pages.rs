@@ -664,6 +664,26 @@ pub(crate) struct CasePage {
     change: Option<ChangeProcedureForm>,
     candidates: Vec<CandidateRow>,
     review_error: Option<String>,
+    can_screen: bool,
+    screening: Option<ScreeningPanel>,
+}
+
+/// The latest screening on the case page.
+pub(crate) struct ScreeningPanel {
+    decision: crate::screening_pages::DecisionView,
+    screened: String,
+    open_actions: Vec<ActionRow>,
+    done_actions: Vec<String>,
+}
+
+/// An open screening action, with its completion form.
+pub(crate) struct ActionRow {
+    id: i64,
+    label: &'static str,
+    description: String,
+    prescriber: bool,
+    may_complete: bool,
+    error: Option<String>,
 }
 
 /// A refused form on the case page: which one, the message, and what was typed.
@@ -681,6 +701,10 @@ pub(crate) enum CaseFormError {
         message: Option<String>,
     },
     PatientMatch(String),
+    Action {
+        id: i64,
+        message: String,
+    },
 }
 
 /// What the change-procedure form posts.
@@ -808,6 +832,72 @@ pub(crate) async fn case_page_for(
     } else {
         Vec::new()
     };
+    let screening = if role == Role::Referrer {
+        None
+    } else {
+        match state.store().latest_screening(&who.actor(), c.id).await? {
+            None => None,
+            Some(r) => {
+                let action_error = match &error {
+                    Some(CaseFormError::Action { id, message }) => Some((*id, message.clone())),
+                    _ => None,
+                };
+                crate::screening_pages::stored_decision_view(&r.decision_json).map(|decision| {
+                    ScreeningPanel {
+                        decision,
+                        screened: format!("{} by {}", local_time(r.at, tz), r.screened_by),
+                        open_actions: r
+                            .open_actions()
+                            .map(|a| ActionRow {
+                                id: a.id,
+                                label: a.kind.label(),
+                                description: a.description.clone(),
+                                prescriber: a.kind
+                                    == irflow_domain::screening::ActionKind::PrescriberClearance,
+                                may_complete: match a.kind {
+                                    irflow_domain::screening::ActionKind::RadiologistReview => {
+                                        matches!(role, Role::Radiologist | Role::Admin)
+                                    }
+                                    _ => matches!(
+                                        role,
+                                        Role::Nurse | Role::Radiologist | Role::Admin
+                                    ),
+                                },
+                                error: action_error
+                                    .as_ref()
+                                    .filter(|(id, _)| *id == a.id)
+                                    .map(|(_, m)| m.clone()),
+                            })
+                            .collect(),
+                        done_actions: r
+                            .actions
+                            .iter()
+                            .filter(|a| a.status == irflow_store::ActionStatus::Done)
+                            .map(|a| {
+                                format!(
+                                    "{}: {}{}{}",
+                                    a.kind.label(),
+                                    if a.cleared == Some(false) {
+                                        "not cleared"
+                                    } else {
+                                        "cleared"
+                                    },
+                                    a.decided_by
+                                        .as_ref()
+                                        .map(|d| format!(" by {d}"))
+                                        .unwrap_or_default(),
+                                    a.notes
+                                        .as_ref()
+                                        .map(|n| format!(" — {n}"))
+                                        .unwrap_or_default()
+                                )
+                            })
+                            .collect(),
+                    }
+                })
+            }
+        }
+    };
     let returned_because = (c.state == CaseState::Returned)
         .then(|| d.timeline.iter().rev().find(|t| t.action == "return"))
         .flatten()
@@ -924,6 +1014,15 @@ pub(crate) async fn case_page_for(
             Some(CaseFormError::PatientMatch(m)) => Some(m),
             _ => None,
         },
+        can_screen: matches!(role, Role::Nurse | Role::Radiologist | Role::Admin)
+            && matches!(
+                c.state,
+                CaseState::Screening
+                    | CaseState::Deferred
+                    | CaseState::AwaitingAction
+                    | CaseState::Ready
+            ),
+        screening,
     })
 }
 
@@ -988,6 +1087,8 @@ pub async fn case_page(
         Err(_) => match a {
             "change_procedure" => "Done: the procedure was changed.".to_owned(),
             "patient_match" => "Done: the patient match was recorded.".to_owned(),
+            "screening" => "Done: the screening was saved.".to_owned(),
+            "action" => "Done: the action was recorded.".to_owned(),
             _ => "Done.".to_owned(),
         },
     });

@@ -888,7 +888,7 @@ pub async fn procedure_submit(
     Path(code): Path<String>,
     body: String,
 ) -> Response {
-    let pairs: Vec<(String, String)> = serde_urlencoded_pairs(&body);
+    let pairs: Vec<(String, String)> = crate::views::form_pairs(&body);
     let get = |k: &str| {
         pairs
             .iter()
@@ -950,15 +950,4 @@ pub async fn procedure_submit(
         ),
         Err(e) => error_page(&state, Some(&who), &e),
     }
-}
-
-/// Decodes an `application/x-www-form-urlencoded` body into ordered pairs.
-fn serde_urlencoded_pairs(body: &str) -> Vec<(String, String)> {
-    body.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (crate::views::url_decode(k), crate::views::url_decode(v))
-        })
-        .collect()
 }

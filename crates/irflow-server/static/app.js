@@ -7,3 +7,11 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
+// Print links (no inline handlers: the CSP forbids them).
+document.addEventListener("click", function (event) {
+  var link = event.target.closest && event.target.closest("[data-print]");
+  if (link) {
+    event.preventDefault();
+    window.print();
+  }
+});

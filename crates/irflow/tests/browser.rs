@@ -790,3 +790,133 @@ async fn a_returned_referral_is_amended_and_resubmitted_in_the_browser() {
     );
     s.driver.clone().quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_runs_a_screening_call_end_to_end() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    let shots = screenshot_dir();
+    sign_in(&s, "nurse").await;
+    wait_for_text(&s.driver, "Worklist").await;
+    // Robert Johnson: a cervical transforaminal injection, on apixaban.
+    s.driver
+        .find(By::LinkText("Johnson, Robert"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Start the screening call").await;
+    click(&s, "start-screening").await;
+    wait_for_text(&s.driver, "Decision so far").await;
+    // Nothing entered yet: clear.
+    let decision = s
+        .driver
+        .find(By::Id("decision"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(decision.contains("Clear"), "{decision}");
+    // Answers go in; the decision follows without saving.
+    fill(&s, "med0_drug", "apixaban").await;
+    let yesterday = {
+        let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        jiff::Timestamp::now().to_zoned_datetime(tz).date() - jiff::Span::new().days(1)
+    };
+    set_date(&s, "med0_last_dose", &yesterday.to_string()).await;
+    choose(&s, "select#escort option[value='no']").await;
+    choose(&s, "select#diabetes option[value='insulin']").await;
+    wait_for_text(&s.driver, "Clear once actions are done").await;
+    let earliest = (yesterday + jiff::Span::new().days(3)).to_string();
+    wait_for_text(&s.driver, &earliest).await;
+    wait_for_text(&s.driver, "UNVERIFIED").await;
+    s.driver
+        .screenshot(&shots.join("screening.png"))
+        .await
+        .unwrap();
+    // A high thrombotic-risk condition makes it a review, live.
+    choose(
+        &s,
+        "input[name='thrombotic'][value='stroke_or_tia_3_months']",
+    )
+    .await;
+    wait_for_text(&s.driver, "Needs review").await;
+    choose(
+        &s,
+        "input[name='thrombotic'][value='stroke_or_tia_3_months']",
+    )
+    .await;
+    wait_for_text(&s.driver, "Clear once actions are done").await;
+    click(&s, "save-screening").await;
+    wait_for_text(&s.driver, "Done: the screening was saved.").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Awaiting action"
+    );
+    // The prescriber clears the hold: the case is ready to book.
+    let form = s.driver.find(By::Css("form[id^='action-']")).await.unwrap();
+    let id = form
+        .attr("id")
+        .await
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("action-")
+        .to_owned();
+    fill(&s, &format!("decided-{id}"), "Dr. Lee, cardiology").await;
+    fill(
+        &s,
+        &format!("notes-{id}"),
+        "Hold apixaban 3 days; restart 24 h after.",
+    )
+    .await;
+    click(&s, &format!("complete-{id}")).await;
+    wait_for_text(&s.driver, "Done: the action was recorded.").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Ready to book"
+    );
+    // A printable summary.
+    s.driver
+        .find(By::LinkText("printable summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Screening summary").await;
+    let answers = s
+        .driver
+        .find(By::Id("screening-answers"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        answers.contains("apixaban")
+            && answers.contains("on insulin")
+            && answers.contains("monitoring needed"),
+        "{answers}"
+    );
+    s.driver
+        .screenshot(&shots.join("screening-summary.png"))
+        .await
+        .unwrap();
+    s.driver.clone().quit().await.unwrap();
+}

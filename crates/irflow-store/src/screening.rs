@@ -209,8 +209,12 @@ impl Store {
             _ => None,
         };
         let summary = format!(
-            "Screening: {}{}{}{} (rule pack {} {})",
+            "Screening: {}{}{}{}{} (rule pack {} {})",
             d.decision.label().to_lowercase(),
+            d.findings
+                .first()
+                .map(|f| format!(" — {}", f.message))
+                .unwrap_or_default(),
             if actions.is_empty() {
                 String::new()
             } else {

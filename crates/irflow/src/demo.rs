@@ -124,6 +124,8 @@ struct Demo<'a> {
     store: &'a Store,
     users: Vec<UserRecord>,
     today: jiff::civil::Date,
+    rules: &'a irflow_domain::screening::RulePack,
+    tz: &'a jiff::tz::TimeZone,
 }
 
 impl Demo<'_> {
@@ -156,6 +158,22 @@ struct DemoCase {
     steps: &'static [(&'static str, Action, Option<&'static str>)],
     /// For a deferral step: days from today.
     defer_days: Option<i64>,
+    /// Screening facts (JSON; `{d+N}`/`{d-N}` are dates relative to today). When
+    /// given, the nurse's screening step records a real screening instead.
+    screening: Option<&'static str>,
+}
+
+fn demo_facts(template: &str, today: jiff::civil::Date) -> String {
+    let mut out = template.to_owned();
+    for n in 0..=30i64 {
+        for (sign, days) in [("+", n), ("-", -n)] {
+            let key = format!("{{d{sign}{n}}}");
+            if out.contains(&key) {
+                out = out.replace(&key, &(today + jiff::Span::new().days(days)).to_string());
+            }
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -209,10 +227,13 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
                 .await?,
         );
     }
+    let rules = irflow_rules::default_pack()?;
     let demo = Demo {
         store,
         users,
         today: Timestamp::now().to_zoned_datetime(tz.clone()).date(),
+        rules: &rules,
+        tz,
     };
     // Two patients already on file with the same name and date of birth, so that one
     // demo referral shows the patient-match review.
@@ -297,6 +318,37 @@ async fn add_case(
     let gap = span / i32::try_from(c.steps.len() + 1).unwrap_or(1);
     for (who, action, reason) in c.steps {
         at += gap;
+        if let (Some(template), Action::MarkReady | Action::Defer | Action::AwaitAction) =
+            (c.screening, action)
+        {
+            let body = demo_facts(template, demo.today);
+            let detail = demo.store.case_detail(&demo.actor(who)?, id).await?;
+            let facts = irflow_server::screening_json::parse_facts(
+                body.as_bytes(),
+                Some(&detail.case.procedure_code),
+                demo.today,
+            )
+            .map_err(|e| anyhow::anyhow!("demo screening {what}: {e}"))?;
+            let decision = irflow_domain::screening::evaluate(demo.rules, &facts, demo.tz)?;
+            demo.store
+                .record_screening(
+                    &demo.actor(who)?,
+                    id,
+                    &irflow_store::NewScreening {
+                        facts_json: irflow_server::screening_json::facts_json(&facts).to_string(),
+                        decision_json: irflow_server::screening_json::decision_json(
+                            &decision, demo.tz,
+                        )
+                        .to_string(),
+                        decision: &decision,
+                    },
+                    at,
+                    demo.today,
+                )
+                .await
+                .with_context(|| format!("demo screening {what}"))?;
+            continue;
+        }
         let mut request = TransitionRequest::new(*action);
         request.reason = reason.map(str::to_owned);
         if *action == Action::Defer {
@@ -327,7 +379,24 @@ fn demo_cases() -> Vec<DemoCase> {
             days_ago,
             steps,
             defer_days: None,
+            screening: None,
         };
+    let haddad = form(
+        "Haddad",
+        "Layla",
+        "1991-05-30",
+        "MRN-104116",
+        "617-555-0168",
+        "layla.haddad@example.org",
+        "ar",
+        (
+            "27096",
+            "",
+            "right",
+            "Right sacroiliac joint pain after pregnancy, positive provocation tests.",
+            "M53.3",
+        ),
+    );
     let mut garcia = form(
         "García López",
         "María",
@@ -536,6 +605,9 @@ fn demo_cases() -> Vec<DemoCase> {
         },
         DemoCase {
             defer_days: Some(13),
+            screening: Some(
+                r#"{"antibiotics":[{"reason":"active_infection","last_dose":"{d+3}"}],"escort_available":true,"symptoms":"moderate"}"#,
+            ),
             ..online(
                 nguyen,
                 "referrer2",
@@ -568,15 +640,34 @@ fn demo_cases() -> Vec<DemoCase> {
             ],
         ),
         online(rahman, "referrer", 3, &[("radiologist", A::Accept, None)]),
-        online(
-            cohen,
-            "referrer",
-            6,
-            &[
-                ("radiologist", A::Accept, None),
-                ("nurse", A::MarkReady, None),
-            ],
-        ),
+        DemoCase {
+            screening: Some(
+                r#"{"medications":[{"drug":"ibuprofen","indication":"back pain"}],"diabetes":{"insulin":false},"escort_available":true,"symptoms":"mild"}"#,
+            ),
+            ..online(
+                cohen,
+                "referrer",
+                6,
+                &[
+                    ("radiologist", A::Accept, None),
+                    ("nurse", A::MarkReady, None),
+                ],
+            )
+        },
+        DemoCase {
+            screening: Some(
+                r#"{"pregnancy_possible":true,"escort_available":false,"contrast_allergy":{"severity":"mild"}}"#,
+            ),
+            ..online(
+                haddad,
+                "referrer",
+                2,
+                &[
+                    ("radiologist", A::Accept, None),
+                    ("nurse", A::AwaitAction, None),
+                ],
+            )
+        },
         DemoCase {
             channel: Channel::Fhir,
             ..online(

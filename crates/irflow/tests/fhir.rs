@@ -366,7 +366,13 @@ async fn search_filters_pages_and_tells_the_truth() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(all["type"], "searchset");
-    assert_eq!(all["total"], 13);
+    let demo_cases = app
+        .store
+        .count_cases(&irflow_domain::Actor::system("test"), &Default::default())
+        .await
+        .unwrap();
+    assert!(demo_cases > 10);
+    assert_eq!(all["total"], demo_cases);
     assert_eq!(all["entry"].as_array().unwrap().len(), 5);
     // Walk every page by the next links: every case exactly once.
     let mut seen = Vec::new();
@@ -390,7 +396,7 @@ async fn search_filters_pages_and_tells_the_truth() {
     }
     seen.sort();
     seen.dedup();
-    assert_eq!(seen.len(), 13);
+    assert_eq!(i64::try_from(seen.len()).unwrap(), demo_cases);
 
     let (_, _, revoked) = fhir(
         &app,

@@ -54,7 +54,7 @@ async fn the_api_and_the_cli_agree_and_actions_lead_to_ready() {
     let app = App::start().await;
     let nurse = app.token_for("nurse").await;
     // Robert Johnson's cervical transforaminal injection (intermediate risk), waiting on an action.
-    let case = app.case_in_state("awaiting_action").await;
+    let case = app.case_of("Johnson").await;
     let facts = json!({
         "medications": [{"drug": "apixaban", "last_dose": days_from_now(-1), "indication": "atrial fibrillation"}],
         "diabetes": {"insulin": false},
@@ -137,7 +137,7 @@ async fn the_api_and_the_cli_agree_and_actions_lead_to_ready() {
 async fn deferrals_reviews_and_refusals() {
     let app = App::start().await;
     let nurse = app.token_for("nurse").await;
-    let case = app.case_in_state("screening").await;
+    let case = app.case_of("Rahman").await;
     let url = format!("/api/v1/cases/{case}/screening");
     // Antibiotics for an infection, stopped 3 days ago: deferred to last dose + 10 days.
     let (status, v) = post(

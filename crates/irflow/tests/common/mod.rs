@@ -108,6 +108,28 @@ impl App {
         client
     }
 
+    /// The id of the demo case of the patient with this family name.
+    pub async fn case_of(&self, family: &str) -> i64 {
+        let token = self.token_for("nurse").await;
+        let v: serde_json::Value = reqwest::Client::new()
+            .get(self.at("/api/v1/cases"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["patient"]["family_name"] == family)
+            .unwrap_or_else(|| panic!("a case for {family}"))["id"]
+            .as_i64()
+            .unwrap()
+    }
+
     /// The id of the first case in a state, as staff see it.
     pub async fn case_in_state(&self, state: &str) -> i64 {
         let token = self.token_for("nurse").await;

@@ -733,6 +733,14 @@ struct QueueRow {
 struct VettingPage {
     chrome: Chrome,
     rows: Vec<QueueRow>,
+    reviews: Vec<ReviewRow>,
+}
+
+struct ReviewRow {
+    id: i64,
+    patient: String,
+    procedure: String,
+    what: String,
 }
 
 /// `GET /vetting`: referrals waiting for a radiologist, most urgent and oldest first.
@@ -782,10 +790,30 @@ pub async fn vetting_queue(State(state): State<AppState>, who: SignedIn) -> Resp
             needs_patient_review: c.needs_patient_review,
         })
         .collect();
+    let reviews = match state
+        .store()
+        .cases_with_open_actions(
+            &who.actor(),
+            irflow_domain::screening::ActionKind::RadiologistReview,
+        )
+        .await
+    {
+        Ok(r) => r
+            .into_iter()
+            .map(|(c, what)| ReviewRow {
+                id: c.id.get(),
+                patient: c.patient_name(),
+                procedure: crate::views::order_summary(&c),
+                what: what.join("; "),
+            })
+            .collect(),
+        Err(e) => return error_page(&state, Some(&who), &e.into()),
+    };
     render(
         &VettingPage {
             chrome: Chrome::new(&state, Some(&who), "vetting"),
             rows,
+            reviews,
         },
         StatusCode::OK,
     )

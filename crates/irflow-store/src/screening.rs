@@ -586,3 +586,51 @@ impl Store {
         self.screening_by_id(screening_id).await
     }
 }
+
+impl Store {
+    /// Cases with open actions of one kind (e.g. radiologist reviews to sign off),
+    /// oldest first, each with the open actions' descriptions. Audited as a list.
+    pub async fn cases_with_open_actions(
+        &self,
+        actor: &Actor,
+        kind: ActionKind,
+    ) -> Result<Vec<(crate::CaseSummary, Vec<String>)>> {
+        let scope = scope_of(actor);
+        let result = match scope {
+            Err(e) => Err(e),
+            Ok(scope) => {
+                let rows = sqlx::query(self.sql(
+                    "SELECT a.case_id, a.description FROM screening_actions a
+                     WHERE a.status = 'open' AND a.kind = ? ORDER BY a.id",
+                ))
+                .bind(kind.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<(crate::CaseSummary, Vec<String>)> = Vec::new();
+                for row in &rows {
+                    let id = CaseId::new(row.try_get("case_id")?);
+                    let description: String = row.try_get("description")?;
+                    if let Some(entry) = out.iter_mut().find(|(c, _)| c.id == id) {
+                        entry.1.push(description);
+                        continue;
+                    }
+                    let case = self.case_summary(id).await?;
+                    if scope.allows(case.referrer_id) {
+                        out.push((case, vec![description]));
+                    }
+                }
+                Ok(out)
+            }
+        };
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        let detail = match &result {
+            Ok(r) => format!("open_actions={} results={}", kind.as_str(), r.len()),
+            Err(_) => format!("open_actions={}", kind.as_str()),
+        };
+        self.record_audit(NewAuditEvent::new(actor, "list", "case", outcome).detail(detail))
+            .await?;
+        result
+    }
+}

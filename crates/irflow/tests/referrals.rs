@@ -268,6 +268,11 @@ async fn the_vetting_queue_puts_urgent_first_and_is_for_radiologists() {
         .expect("routine demo referral listed");
     assert!(oconnor < garcia, "urgent before routine");
     assert!(html.contains("check patient match"));
+    // Screenings that need a radiologist are listed too (the demo's possible pregnancy).
+    assert!(
+        html.contains("Screening reviews to sign off") && html.contains("Haddad, Layla"),
+        "review listed"
+    );
     let nurse = app.signed_in("nurse").await;
     assert_eq!(page(&nurse, &app, "/vetting").await.0, 403);
     app.stop().await;

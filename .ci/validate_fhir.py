@@ -169,6 +169,24 @@ def main():
             check("another referrer gets 404", status == 404)
             validate("404 OperationOutcome", outcome, "OperationOutcome")
 
+            nurse = token(data_dir, "nurse")
+            status, _, questionnaire = call(base, nurse, "GET", "/Questionnaire/irflow-screening")
+            check("questionnaire answers 200", status == 200, f"{status}")
+            validate("screening Questionnaire", questionnaire, "Questionnaire")
+            found = 0
+            for case_id in range(1, 20):
+                status, _, qb = call(base, nurse, "GET", f"/QuestionnaireResponse?based-on=ServiceRequest/{case_id}")
+                if status != 200:
+                    continue
+                for entry in qb.get("entry", []):
+                    found += 1
+                    validate(f"QuestionnaireResponse for ServiceRequest/{case_id}", entry["resource"], "QuestionnaireResponse")
+                    status, _, qr = call(base, nurse, "GET", f"/QuestionnaireResponse/{entry['resource']['id']}")
+                    validate(f"read QuestionnaireResponse/{entry['resource']['id']}", qr, "QuestionnaireResponse")
+                if qb.get("entry"):
+                    validate(f"QuestionnaireResponse bundle for ServiceRequest/{case_id}", qb, "Bundle")
+            check("the demo's stored screenings are served", found >= 3, f"found {found}")
+
             phone = order("Scheduler")
             phone["requester"] = {"reference": created["requester"]["reference"]}
             status, _, made = call(base, scheduler, "POST", "/ServiceRequest", phone)

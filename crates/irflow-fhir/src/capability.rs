@@ -32,6 +32,19 @@ pub fn capability_statement(base_url: &str, software_version: &str, date: &str) 
                     "interaction": [{ "code": "read" }]
                 },
                 {
+                    "type": "Questionnaire",
+                    "documentation": "The screening form: Questionnaire/irflow-screening",
+                    "interaction": [{ "code": "read" }]
+                },
+                {
+                    "type": "QuestionnaireResponse",
+                    "documentation": "Each stored screening, with the decision in an extension",
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": [
+                        { "name": "based-on", "type": "reference", "documentation": "ServiceRequest/{id}: the case's screenings (required)" }
+                    ]
+                },
+                {
                     "type": "ServiceRequest",
                     "interaction": [{ "code": "read" }, { "code": "create" }, { "code": "search-type" }],
                     "searchParam": [

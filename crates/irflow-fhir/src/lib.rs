@@ -9,6 +9,7 @@
 
 pub mod capability;
 pub mod order;
+pub mod questionnaire;
 pub mod render;
 pub mod types;
 

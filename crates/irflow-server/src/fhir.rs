@@ -526,3 +526,139 @@ mod tests {
         assert_eq!(super::encode("on-hold,active"), "on-hold,active");
     }
 }
+
+/// `GET /fhir/r4/Questionnaire/{id}`: the screening form.
+pub async fn read_questionnaire(
+    State(state): State<AppState>,
+    FhirCaller(_caller): FhirCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> FhirResult {
+    if id != irflow_fhir::questionnaire::SCREENING_QUESTIONNAIRE_ID {
+        return Err(FhirResponse::outcome(
+            StatusCode::NOT_FOUND,
+            &OperationOutcome::error(
+                "not-found",
+                format!(
+                    "Questionnaire/{id} is not known; the screening form is Questionnaire/{}",
+                    irflow_fhir::questionnaire::SCREENING_QUESTIONNAIRE_ID
+                ),
+                None,
+            ),
+        ));
+    }
+    let rules = state.rules();
+    let conditions: Vec<(String, String)> = rules
+        .thrombotic_risk
+        .iter()
+        .map(|c| (c.meta.id.clone(), c.label.clone()))
+        .collect();
+    Ok(FhirResponse::ok(
+        &irflow_fhir::questionnaire::screening_questionnaire(
+            &base_url(&state, &headers),
+            &format!("{} {}", rules.name, rules.version),
+            &conditions,
+        ),
+    ))
+}
+
+fn response_view(
+    record: &irflow_store::ScreeningRecord,
+    case: &irflow_store::CaseSummary,
+) -> irflow_fhir::questionnaire::ScreeningResponseView {
+    irflow_fhir::questionnaire::ScreeningResponseView {
+        id: record.id,
+        case_id: case.id.get(),
+        patient_id: case.patient_id.get(),
+        authored: render::instant(record.at),
+        author: record.screened_by.clone(),
+        facts: serde_json::from_str(&record.facts_json).unwrap_or(serde_json::Value::Null),
+        decision: record.outcome.as_str().to_owned(),
+        earliest_safe_date: record.earliest_safe_date.map(|d| d.to_string()),
+        rule_pack: format!("{} {}", record.pack_name, record.pack_version),
+    }
+}
+
+/// `GET /fhir/r4/QuestionnaireResponse/{id}`: one stored screening.
+pub async fn read_questionnaire_response(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> FhirResult {
+    let id = parse_id(&id, "QuestionnaireResponse")?;
+    match state.store().screening(&caller.actor(), id).await {
+        Ok((record, case)) => Ok(FhirResponse::ok(
+            &irflow_fhir::questionnaire::screening_response(
+                &base_url(&state, &headers),
+                &response_view(&record, &case),
+            ),
+        )),
+        Err(StoreError::NotFound) => Err(not_found("QuestionnaireResponse", id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /fhir/r4/QuestionnaireResponse?based-on=ServiceRequest/{id}`: a case's screenings.
+pub async fn search_questionnaire_responses(
+    State(state): State<AppState>,
+    FhirCaller(caller): FhirCaller,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> FhirResult {
+    let mut case = None;
+    for pair in query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (crate::views::url_decode(k), crate::views::url_decode(v));
+        match k.as_str() {
+            "based-on" => case = Some(reference_id(&v, "ServiceRequest", "based-on")?),
+            "_format" if v.contains("json") => {}
+            other => {
+                return Err(bad_param(
+                    other,
+                    "this search parameter is not supported (use based-on=ServiceRequest/{id})",
+                ));
+            }
+        }
+    }
+    let Some(case_id) = case else {
+        return Err(bad_param(
+            "based-on",
+            "required: the case's ServiceRequest/{id}",
+        ));
+    };
+    let base = base_url(&state, &headers);
+    let records = match state
+        .store()
+        .screenings_for_case(&caller.actor(), CaseId::new(case_id))
+        .await
+    {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut entries = Vec::new();
+    if !records.is_empty() {
+        let case = state
+            .store()
+            .case_detail(&caller.actor(), CaseId::new(case_id))
+            .await?
+            .case;
+        for r in &records {
+            entries.push((
+                format!("{base}/QuestionnaireResponse/{}", r.id),
+                irflow_fhir::questionnaire::screening_response(&base, &response_view(r, &case)),
+            ));
+        }
+    }
+    let total = u64::try_from(entries.len()).unwrap_or(0);
+    let self_url = format!("{base}/QuestionnaireResponse?based-on=ServiceRequest/{case_id}");
+    Ok(FhirResponse::ok(&render::searchset(
+        entries, total, self_url, None, None,
+    )))
+}

@@ -215,6 +215,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/fhir/r4/Patient/{id}", get(fhir::read_patient))
         .route("/fhir/r4/Practitioner/{id}", get(fhir::read_practitioner))
+        .route("/fhir/r4/Questionnaire/{id}", get(fhir::read_questionnaire))
+        .route(
+            "/fhir/r4/QuestionnaireResponse",
+            get(fhir::search_questionnaire_responses),
+        )
+        .route(
+            "/fhir/r4/QuestionnaireResponse/{id}",
+            get(fhir::read_questionnaire_response),
+        )
         .route("/fhir/r4/{*rest}", axum::routing::any(fhir::not_supported));
     let ops = Router::new()
         .route("/healthz", get(observe::healthz))

@@ -634,3 +634,65 @@ impl Store {
         result
     }
 }
+
+impl Store {
+    /// One stored screening with its case, if the actor may see the case (audited).
+    pub async fn screening(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<(ScreeningRecord, crate::CaseSummary)> {
+        let result = async {
+            let scope = scope_of(actor)?;
+            let record = self.screening_by_id(id).await?;
+            let case = self.case_summary(record.case_id).await?;
+            if !scope.allows(case.referrer_id) {
+                return Err(StoreError::Denied("not a case this referrer referred"));
+            }
+            Ok((record, case))
+        }
+        .await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        self.record_audit(NewAuditEvent::new(actor, "read", "screening", outcome).entity(id))
+            .await?;
+        result.map_err(|e| match e {
+            StoreError::Denied(_) => StoreError::NotFound,
+            other => other,
+        })
+    }
+
+    /// Every screening of a case, oldest first (audited as one read).
+    pub async fn screenings_for_case(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+    ) -> Result<Vec<ScreeningRecord>> {
+        let result = async {
+            let scope = scope_of(actor)?;
+            let case = self.case_summary(case_id).await?;
+            if !scope.allows(case.referrer_id) {
+                return Err(StoreError::Denied("not a case this referrer referred"));
+            }
+            let ids: Vec<i64> = sqlx::query_scalar(
+                self.sql("SELECT id FROM screenings WHERE case_id = ? ORDER BY id"),
+            )
+            .bind(case_id.get())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(self.screening_by_id(id).await?);
+            }
+            Ok(out)
+        }
+        .await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        self.record_audit(NewAuditEvent::new(actor, "list", "screening", outcome).entity(case_id))
+            .await?;
+        result.map_err(hide_denial)
+    }
+}

@@ -465,7 +465,16 @@ async fn search_filters_pages_and_tells_the_truth() {
         .iter()
         .map(|r| r["type"].as_str().unwrap())
         .collect();
-    assert_eq!(types, ["Patient", "Practitioner", "ServiceRequest"]);
+    assert_eq!(
+        types,
+        [
+            "Patient",
+            "Practitioner",
+            "Questionnaire",
+            "QuestionnaireResponse",
+            "ServiceRequest"
+        ]
+    );
     let (status, _, outcome) =
         fhir(&app, Some(&nurse), "GET", "/fhir/r4/Observation/1", None).await;
     assert_eq!(
@@ -534,5 +543,94 @@ async fn api_triage_accepts_or_returns_with_a_structured_reason() {
     assert_eq!(last["reason"], "Please send the lumbar MRI.");
     assert_eq!(last["reason_code"], "imaging_needed_first");
     assert_eq!(last["actor"]["role"], "admin");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn screenings_are_questionnaire_responses() {
+    let app = App::start().await;
+    let nurse = app.token_for("nurse").await;
+    let (status, _, q) = fhir(
+        &app,
+        Some(&nurse),
+        "GET",
+        "/fhir/r4/Questionnaire/irflow-screening",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let links: Vec<&str> = q["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["linkId"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "medications",
+        "thrombotic_risk",
+        "labs",
+        "contrast_allergy",
+        "antibiotics",
+        "escort_available",
+    ] {
+        assert!(links.contains(&expected), "{expected}");
+    }
+    let case = app.case_of("Nguyen").await;
+    let (status, _, bundle) = fhir(
+        &app,
+        Some(&nurse),
+        "GET",
+        &format!("/fhir/r4/QuestionnaireResponse?based-on=ServiceRequest/{case}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bundle["total"], 1);
+    let qr = &bundle["entry"][0]["resource"];
+    assert_eq!(qr["status"], "completed");
+    assert_eq!(
+        qr["basedOn"][0]["reference"],
+        format!("ServiceRequest/{case}")
+    );
+    let decision = &qr["extension"][0]["extension"];
+    assert!(
+        decision
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["url"] == "decision" && e["valueCode"] == "defer"),
+        "{decision}"
+    );
+    let antibiotics = qr["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["linkId"] == "antibiotics")
+        .unwrap();
+    assert_eq!(
+        antibiotics["item"][0]["answer"][0]["valueCoding"]["code"],
+        "active_infection"
+    );
+    // A referrer cannot read another referrer's screening.
+    let id = qr["id"].as_str().unwrap();
+    let referrer = app.token_for("referrer").await;
+    let (status, _, _) = fhir(
+        &app,
+        Some(&referrer),
+        "GET",
+        &format!("/fhir/r4/QuestionnaireResponse/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "Nguyen was referred by referrer2");
+    let (status, _, _) = fhir(
+        &app,
+        Some(&nurse),
+        "GET",
+        "/fhir/r4/QuestionnaireResponse?subject=Patient/1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
     app.stop().await;
 }

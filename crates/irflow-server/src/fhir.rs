@@ -519,14 +519,6 @@ pub async fn create_service_request(
     Ok(response)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn query_values_are_decoded() {
-        assert_eq!(super::encode("on-hold,active"), "on-hold,active");
-    }
-}
-
 /// `GET /fhir/r4/Questionnaire/{id}`: the screening form.
 pub async fn read_questionnaire(
     State(state): State<AppState>,
@@ -661,4 +653,12 @@ pub async fn search_questionnaire_responses(
     Ok(FhirResponse::ok(&render::searchset(
         entries, total, self_url, None, None,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(super::encode("on-hold,active"), "on-hold,active");
+    }
 }

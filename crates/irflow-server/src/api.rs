@@ -657,3 +657,57 @@ pub async fn complete_action(
         state.time_zone(),
     )))
 }
+
+/// Query of `GET /api/v1/cases/{id}/screening/for-date`.
+#[derive(Debug, Deserialize)]
+pub struct ForDateQuery {
+    date: Option<String>,
+}
+
+/// Re-evaluates the case's latest screening answers against a procedure date (with
+/// the rule pack in force now), without storing anything: what booking or moving
+/// an appointment to that date would mean.
+pub(crate) async fn reevaluate(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    date: jiff::civil::Date,
+) -> Result<irflow_domain::screening::ScreeningDecision, AppError> {
+    let record = state
+        .store()
+        .latest_screening(actor, id)
+        .await
+        .map_err(not_found_case)?
+        .ok_or_else(|| AppError::Conflict("this case has not been screened yet".to_owned()))?;
+    let case = state.store().case_detail(actor, id).await.map_err(not_found_case)?;
+    let mut stored: Value = serde_json::from_str(&record.facts_json).map_err(|e| AppError::Internal(format!("stored facts: {e}")))?;
+    if let Some(o) = stored.as_object_mut() {
+        o.remove("procedure");
+        o.remove("today");
+        o.insert("proposed_date".to_owned(), json!(date.to_string()));
+    }
+    let facts = crate::screening_json::parse_facts(stored.to_string().as_bytes(), Some(&case.case.procedure_code), state.today())
+        .map_err(AppError::Invalid)?;
+    irflow_domain::screening::evaluate(state.rules(), &facts, state.time_zone()).map_err(|e| AppError::Invalid(e.to_string()))
+}
+
+/// `GET /api/v1/cases/{id}/screening/for-date?date=YYYY-MM-DD`.
+pub async fn screening_for_date(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    Query(q): Query<ForDateQuery>,
+) -> ApiResult<Value> {
+    let id = parse_case_id(&id)?;
+    let date = q
+        .date
+        .as_deref()
+        .ok_or_else(|| AppError::BadRequest("date is required (YYYY-MM-DD)".to_owned()))?
+        .parse::<jiff::civil::Date>()
+        .map_err(|_| AppError::BadRequest("date must be written YYYY-MM-DD".to_owned()))?;
+    if date < state.today() {
+        return Err(AppError::BadRequest(format!("date {date} is in the past")).into());
+    }
+    let decision = reevaluate(&state, &caller.actor(), id, date).await?;
+    Ok(Json(crate::screening_json::decision_json(&decision, state.time_zone())))
+}

@@ -198,6 +198,10 @@ pub fn router(state: AppState) -> Router {
             get(api::get_screening).post(api::post_screening),
         )
         .route(
+            "/api/v1/cases/{id}/screening/for-date",
+            get(api::screening_for_date),
+        )
+        .route(
             "/api/v1/cases/{id}/actions/{action_id}",
             post(api::complete_action),
         )

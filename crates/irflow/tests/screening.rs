@@ -162,6 +162,28 @@ async fn deferrals_reviews_and_refusals() {
         .unwrap();
     assert_eq!(case_json["deferred_until"], days_from_now(7));
 
+    // The stored answers, re-evaluated for another date (what moving an appointment would mean).
+    let r = reqwest::Client::new()
+        .get(app.at(&format!("/api/v1/cases/{case}/screening/for-date?date={}", days_from_now(5))))
+        .bearer_auth(&nurse)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["decision"], "defer", "5 days from now is inside the 10-day window");
+    assert_eq!(v["evaluated_for"], days_from_now(5));
+    let v: Value = reqwest::Client::new()
+        .get(app.at(&format!("/api/v1/cases/{case}/screening/for-date?date={}", days_from_now(8))))
+        .bearer_auth(&nurse)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["decision"], "clear", "8 days from now: last dose + 11 days");
+
     // Re-screened with a thrombotic-risk condition: review, a radiologist signs off.
     let (status, v) = post(
         &app,
@@ -245,6 +267,17 @@ async fn the_cli_refuses_bad_facts_with_a_clear_message() {
     let (code, _, stderr) = cli_screen(&json!({"procedure": "99999"})).await;
     assert_ne!(code, 0);
     assert!(stderr.contains("not in the rule pack"), "{stderr}");
+    // A broken or missing rule pack is refused, naming the file.
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_irflow"))
+        .args(["screen", "--rules"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pack.toml"), "{}", String::from_utf8_lossy(&out.stderr));
     let (code, stdout, _) = cli_screen(&json!({"procedure": "64493", "today": "2026-11-26"})).await;
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&stdout).unwrap();

@@ -679,16 +679,26 @@ pub(crate) async fn reevaluate(
         .await
         .map_err(not_found_case)?
         .ok_or_else(|| AppError::Conflict("this case has not been screened yet".to_owned()))?;
-    let case = state.store().case_detail(actor, id).await.map_err(not_found_case)?;
-    let mut stored: Value = serde_json::from_str(&record.facts_json).map_err(|e| AppError::Internal(format!("stored facts: {e}")))?;
+    let case = state
+        .store()
+        .case_detail(actor, id)
+        .await
+        .map_err(not_found_case)?;
+    let mut stored: Value = serde_json::from_str(&record.facts_json)
+        .map_err(|e| AppError::Internal(format!("stored facts: {e}")))?;
     if let Some(o) = stored.as_object_mut() {
         o.remove("procedure");
         o.remove("today");
         o.insert("proposed_date".to_owned(), json!(date.to_string()));
     }
-    let facts = crate::screening_json::parse_facts(stored.to_string().as_bytes(), Some(&case.case.procedure_code), state.today())
-        .map_err(AppError::Invalid)?;
-    irflow_domain::screening::evaluate(state.rules(), &facts, state.time_zone()).map_err(|e| AppError::Invalid(e.to_string()))
+    let facts = crate::screening_json::parse_facts(
+        stored.to_string().as_bytes(),
+        Some(&case.case.procedure_code),
+        state.today(),
+    )
+    .map_err(AppError::Invalid)?;
+    irflow_domain::screening::evaluate(state.rules(), &facts, state.time_zone())
+        .map_err(|e| AppError::Invalid(e.to_string()))
 }
 
 /// `GET /api/v1/cases/{id}/screening/for-date?date=YYYY-MM-DD`.
@@ -709,5 +719,8 @@ pub async fn screening_for_date(
         return Err(AppError::BadRequest(format!("date {date} is in the past")).into());
     }
     let decision = reevaluate(&state, &caller.actor(), id, date).await?;
-    Ok(Json(crate::screening_json::decision_json(&decision, state.time_zone())))
+    Ok(Json(crate::screening_json::decision_json(
+        &decision,
+        state.time_zone(),
+    )))
 }

@@ -164,17 +164,26 @@ async fn deferrals_reviews_and_refusals() {
 
     // The stored answers, re-evaluated for another date (what moving an appointment would mean).
     let r = reqwest::Client::new()
-        .get(app.at(&format!("/api/v1/cases/{case}/screening/for-date?date={}", days_from_now(5))))
+        .get(app.at(&format!(
+            "/api/v1/cases/{case}/screening/for-date?date={}",
+            days_from_now(5)
+        )))
         .bearer_auth(&nurse)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["decision"], "defer", "5 days from now is inside the 10-day window");
+    assert_eq!(
+        v["decision"], "defer",
+        "5 days from now is inside the 10-day window"
+    );
     assert_eq!(v["evaluated_for"], days_from_now(5));
     let v: Value = reqwest::Client::new()
-        .get(app.at(&format!("/api/v1/cases/{case}/screening/for-date?date={}", days_from_now(8))))
+        .get(app.at(&format!(
+            "/api/v1/cases/{case}/screening/for-date?date={}",
+            days_from_now(8)
+        )))
         .bearer_auth(&nurse)
         .send()
         .await
@@ -182,7 +191,10 @@ async fn deferrals_reviews_and_refusals() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["decision"], "clear", "8 days from now: last dose + 11 days");
+    assert_eq!(
+        v["decision"], "clear",
+        "8 days from now: last dose + 11 days"
+    );
 
     // Re-screened with a thrombotic-risk condition: review, a radiologist signs off.
     let (status, v) = post(
@@ -277,7 +289,11 @@ async fn the_cli_refuses_bad_facts_with_a_clear_message() {
         .await
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("pack.toml"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pack.toml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (code, stdout, _) = cli_screen(&json!({"procedure": "64493", "today": "2026-11-26"})).await;
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&stdout).unwrap();

@@ -617,6 +617,8 @@ pub async fn get_screening(
 pub struct ActionBody {
     cleared: bool,
     decided_by: Option<String>,
+    /// When the decision was made (RFC 3339); default: now.
+    decided_at: Option<String>,
     notes: Option<String>,
 }
 
@@ -632,6 +634,21 @@ pub async fn complete_action(
         .parse()
         .map_err(|_| AppError::BadRequest("action id must be a whole number".to_owned()))?;
     let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let now = Timestamp::now();
+    let at = match body.decided_at.as_deref() {
+        None => now,
+        Some(raw) => match raw.parse::<Timestamp>() {
+            Ok(t) if t <= now => t,
+            Ok(_) => return Err(AppError::Invalid("decided_at is in the future".to_owned()).into()),
+            Err(_) => {
+                return Err(AppError::BadRequest(
+                    "decided_at must be an RFC 3339 time, e.g. 2026-11-26T14:30:00-05:00"
+                        .to_owned(),
+                )
+                .into());
+            }
+        },
+    };
     let record = state
         .store()
         .complete_action(
@@ -641,7 +658,7 @@ pub async fn complete_action(
             body.cleared,
             body.decided_by,
             body.notes,
-            Timestamp::now(),
+            at,
             state.today(),
         )
         .await

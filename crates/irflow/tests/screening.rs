@@ -116,12 +116,16 @@ async fn the_api_and_the_cli_agree_and_actions_lead_to_ready() {
         &app,
         &nurse,
         &path,
-        &json!({"cleared": true, "decided_by": "Dr. Lee, cardiology", "notes": "hold 3 days"}),
+        &json!({"cleared": true, "decided_by": "Dr. Lee, cardiology", "decided_at": "2026-01-02T10:00:00-05:00", "notes": "hold 3 days"}),
     )
     .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["case_state"], "ready");
     assert_eq!(v["actions"][0]["status"], "done");
+    assert_eq!(
+        v["actions"][0]["completed_at"], "2026-01-02T10:00:00-05:00",
+        "when the prescriber decided"
+    );
     let (status, _) = post(
         &app,
         &nurse,

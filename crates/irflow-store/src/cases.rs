@@ -620,10 +620,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(
-                "this case was changed by someone else at the same moment; reload and try again"
-                    .to_owned(),
-            ));
+            return Err(StoreError::concurrent_change());
         }
         self.insert_timeline(
             &mut tx,

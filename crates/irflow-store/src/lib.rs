@@ -116,6 +116,16 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+impl StoreError {
+    /// Someone else changed the case between our read and our write.
+    pub(crate) fn concurrent_change() -> Self {
+        StoreError::Conflict(
+            "this case was changed by someone else at the same moment; reload and try again"
+                .to_owned(),
+        )
+    }
+}
+
 fn is_busy(message: &str) -> bool {
     // SQLite's lock errors and PostgreSQL's serialization failures are both
     // "someone else got there first", which callers treat as a conflict.

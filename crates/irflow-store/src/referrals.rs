@@ -183,6 +183,23 @@ impl Store {
         Ok(())
     }
 
+    /// The name of an offered (active) procedure, or the field error a form shows.
+    async fn active_procedure_name<'e, E>(&self, executor: E, code: &str) -> Result<String>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let name: Option<String> = sqlx::query_scalar(
+            self.sql("SELECT name FROM procedures WHERE code = ? AND active = 1"),
+        )
+        .bind(code.to_owned())
+        .fetch_optional(executor)
+        .await?;
+        name.ok_or_else(|| StoreError::Field {
+            field: "procedure",
+            message: format!("{code} is not a procedure this department offers"),
+        })
+    }
+
     /// A patient, if the actor may see them (staff: anyone; referrers: patients of
     /// cases they referred). Audited; a patient the actor may not see is not found.
     pub async fn patient(&self, actor: &Actor, id: PatientId) -> Result<PatientRecord> {
@@ -278,21 +295,9 @@ impl Store {
                     .to_owned(),
             });
         }
-        let procedure_name: Option<String> = sqlx::query_scalar(
-            self.sql("SELECT name FROM procedures WHERE code = ? AND active = 1"),
-        )
-        .bind(details.procedure_code.clone())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(procedure_name) = procedure_name else {
-            return Err(StoreError::Field {
-                field: "procedure",
-                message: format!(
-                    "{} is not a procedure this department offers",
-                    details.procedure_code
-                ),
-            });
-        };
+        let procedure_name = self
+            .active_procedure_name(&mut *tx, &details.procedure_code)
+            .await?;
 
         let (patient, patient_match) = match &referral.subject {
             ReferralSubject::Existing(id) => {
@@ -555,18 +560,9 @@ impl Store {
         request.reason =
             Some(note.unwrap_or_else(|| "Referral amended and resubmitted".to_owned()));
         let event = pathway::decide(case.state, &request, actor, at, today)?;
-        let procedure_name: Option<String> = sqlx::query_scalar(
-            self.sql("SELECT name FROM procedures WHERE code = ? AND active = 1"),
-        )
-        .bind(details.procedure_code.clone())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(procedure_name) = procedure_name else {
-            return Err(StoreError::Field {
-                field: "procedure",
-                message: "not a procedure this department offers".to_owned(),
-            });
-        };
+        let procedure_name = self
+            .active_procedure_name(&self.pool, &details.procedure_code)
+            .await?;
         let prior = details.prior_imaging.as_ref();
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(self.sql(
@@ -595,10 +591,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(
-                "this case was changed by someone else at the same moment; reload and try again"
-                    .to_owned(),
-            ));
+            return Err(StoreError::concurrent_change());
         }
         self.insert_timeline(
             &mut tx,
@@ -680,18 +673,9 @@ impl Store {
                 case.state.label().to_lowercase()
             )));
         }
-        let procedure_name: Option<String> = sqlx::query_scalar(
-            self.sql("SELECT name FROM procedures WHERE code = ? AND active = 1"),
-        )
-        .bind(details.procedure_code.clone())
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(procedure_name) = procedure_name else {
-            return Err(StoreError::Field {
-                field: "procedure",
-                message: "not a procedure this department offers".to_owned(),
-            });
-        };
+        let procedure_name = self
+            .active_procedure_name(&self.pool, &details.procedure_code)
+            .await?;
         let levels = details.levels.as_ref().map(ToString::to_string);
         if case.procedure_code == details.procedure_code
             && case.levels == levels
@@ -718,10 +702,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
-            return Err(StoreError::Conflict(
-                "this case was changed by someone else at the same moment; reload and try again"
-                    .to_owned(),
-            ));
+            return Err(StoreError::concurrent_change());
         }
         let describe = |code: &str, levels: &Option<String>, side: Option<&str>| {
             let mut s = code.to_owned();

@@ -10,6 +10,7 @@ pub mod pathway;
 pub mod patient;
 pub mod people;
 pub mod referral;
+pub mod scheduling;
 pub mod screening;
 
 pub use catalogue::{BleedingRisk, Modality, Procedure, SpineLevels, SpineRegion};

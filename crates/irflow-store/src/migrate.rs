@@ -34,6 +34,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_screening.sql"),
         postgres: include_str!("../migrations/postgres/0003_screening.sql"),
     },
+    Migration {
+        version: 4,
+        name: "scheduling",
+        sqlite: include_str!("../migrations/sqlite/0004_scheduling.sql"),
+        postgres: include_str!("../migrations/postgres/0004_scheduling.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -240,6 +240,93 @@ pub fn find_slots(res: &SlotResources, req: &SlotRequest) -> Vec<SlotOption> {
     out
 }
 
+/// Checks one requested option against every rule and returns it (with a chair
+/// when monitoring is needed), or the rule it breaks, in words for the scheduler.
+pub fn check_option(
+    res: &SlotResources,
+    req: &SlotRequest,
+    start: Timestamp,
+    room_id: i64,
+    radiologist_id: i64,
+) -> Result<SlotOption, String> {
+    let tz = &res.tz;
+    let local = start.to_zoned_datetime(tz.clone());
+    if start < req.not_before {
+        return Err(format!(
+            "not before the earliest safe time from screening ({})",
+            req.not_before
+                .to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+        ));
+    }
+    if local.minute() % 5 != 0 || local.second() != 0 || local.subsec_nanosecond() != 0 {
+        return Err("appointments start on a 5-minute boundary".to_owned());
+    }
+    let room = res
+        .rooms
+        .iter()
+        .find(|r| r.id == room_id)
+        .ok_or_else(|| format!("room {room_id} is not a room of this site"))?;
+    if !req.modalities.contains(&room.modality) {
+        return Err(format!(
+            "room {room_id} offers {}, which this procedure is not done under",
+            room.modality.label()
+        ));
+    }
+    let rad = res
+        .radiologists
+        .iter()
+        .find(|r| r.id == radiologist_id)
+        .ok_or_else(|| format!("user {radiologist_id} is not a radiologist of this site"))?;
+    if !rad.procedures.contains(&req.procedure) {
+        return Err(format!(
+            "the radiologist is not credentialed for {}",
+            req.procedure
+        ));
+    }
+    let end = start + minutes(req.duration_minutes);
+    let proc = Interval { start, end };
+    let date = local.date();
+    if !windows_on(&room.windows, date, tz)
+        .iter()
+        .any(|w| proc.within(w))
+    {
+        return Err("the room is not open then".to_owned());
+    }
+    if !windows_on(&rad.windows, date, tz)
+        .iter()
+        .any(|w| proc.within(w))
+    {
+        return Err("the radiologist is not working then".to_owned());
+    }
+    if !res.busy.is_free(
+        &ResourceId::Room(room.id),
+        &Interval {
+            start,
+            end: end + minutes(room.turnaround_minutes),
+        },
+    ) {
+        return Err("the room is already booked then".to_owned());
+    }
+    if !res.busy.is_free(&ResourceId::Radiologist(rad.id), &proc) {
+        return Err("the radiologist is already booked then".to_owned());
+    }
+    let chair = match req.monitoring_minutes {
+        None => None,
+        Some(m) => Some(
+            find_chair(res, date, end, minutes(m))
+                .ok_or("no recovery chair is free for the monitoring time after the procedure")?,
+        ),
+    };
+    Ok(SlotOption {
+        start,
+        end,
+        room: room.id,
+        radiologist: rad.id,
+        chair,
+    })
+}
+
 fn find_chair(
     res: &SlotResources,
     date: Date,
@@ -516,6 +603,49 @@ mod tests {
         assert!(
             first_day.len() > 1 && local(first_day.last().expect("some").start).contains(" 11:"),
             "mornings follow"
+        );
+    }
+
+    #[test]
+    fn a_requested_option_is_checked_rule_by_rule() {
+        let res = resources();
+        let d = date(2026, 11, 30);
+        let at = |h: i8, m: i8| {
+            d.to_datetime(time(h, m, 0, 0))
+                .to_zoned_datetime(tz())
+                .expect("valid")
+                .timestamp()
+        };
+        let req = request(d);
+        assert!(check_option(&res, &req, at(9, 0), 1, 10).is_ok());
+        assert!(
+            check_option(&res, &req, at(9, 0), 2, 10)
+                .expect_err("CT room")
+                .contains("CT")
+        );
+        assert!(
+            check_option(&res, &req, at(13, 0), 1, 10)
+                .expect_err("rad 10 works mornings")
+                .contains("not working")
+        );
+        assert!(
+            check_option(&res, &req, at(9, 3), 1, 10)
+                .expect_err("grid")
+                .contains("5-minute")
+        );
+        let mut later = req.clone();
+        later.not_before = at(10, 0);
+        assert!(
+            check_option(&res, &later, at(9, 0), 1, 10)
+                .expect_err("too early")
+                .contains("earliest safe")
+        );
+        let mut si = req.clone();
+        si.procedure = "27096".into();
+        assert!(
+            check_option(&res, &si, at(9, 0), 1, 10)
+                .expect_err("credentials")
+                .contains("credentialed")
         );
     }
 

@@ -15,5 +15,5 @@ mod finder;
 pub use availability::{BusyIndex, Interval, WeeklyWindow};
 pub use finder::{
     ChairInfo, ChairOption, RadiologistInfo, ResourceId, RoomInfo, SlotOption, SlotRequest,
-    SlotResources, TimeOfDay, find_slots,
+    SlotResources, TimeOfDay, check_option, find_slots,
 };

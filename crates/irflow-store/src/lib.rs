@@ -14,6 +14,7 @@ mod audit;
 mod cases;
 mod migrate;
 mod referrals;
+mod scheduling;
 mod screening;
 pub mod testing;
 mod users;
@@ -32,6 +33,7 @@ pub use cases::{
 };
 pub use irflow_domain::Actor;
 pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
+pub use scheduling::{AppointmentRecord, ResourceKind, SiteRecord, UNIT_MINUTES};
 pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
 

@@ -918,3 +918,269 @@ on_every_backend!(
     case_searches_page_and_count_everywhere,
     case_searches_page_and_count
 );
+
+async fn ready_case(store: &Store, w: &World, family: &str) -> irflow_domain::CaseId {
+    let case = open_case(store, &w.referrer, family).await;
+    let now = Timestamp::now();
+    store
+        .transition_case(
+            &w.radiologist,
+            case,
+            &TransitionRequest::new(Action::Accept),
+            None,
+            now,
+            today(),
+        )
+        .await
+        .unwrap();
+    store
+        .transition_case(
+            &w.nurse,
+            case,
+            &TransitionRequest::new(Action::MarkReady),
+            None,
+            now,
+            today(),
+        )
+        .await
+        .unwrap();
+    case
+}
+
+async fn one_room_site(store: &Store, w: &World) -> (irflow_store::SiteRecord, i64, i64) {
+    use irflow_domain::scheduling::WeeklyWindow;
+    let site = store
+        .create_site(&w.admin, "Main", "America/New_York")
+        .await
+        .unwrap();
+    let room = store
+        .create_room(
+            &w.admin,
+            site,
+            "Fluoro 1",
+            irflow_domain::Modality::Fluoroscopy,
+            10,
+        )
+        .await
+        .unwrap();
+    let rad = store.user_by_username("rad").await.unwrap().id;
+    store
+        .set_credentials(&w.admin, rad, &["64483"])
+        .await
+        .unwrap();
+    for weekday in [jiff::civil::Weekday::Monday, jiff::civil::Weekday::Tuesday] {
+        let window = WeeklyWindow {
+            weekday,
+            start: jiff::civil::time(8, 0, 0, 0),
+            end: jiff::civil::time(16, 0, 0, 0),
+        };
+        store
+            .add_availability(&w.admin, irflow_store::ResourceKind::Room, room, window)
+            .await
+            .unwrap();
+        store
+            .add_availability(
+                &w.admin,
+                irflow_store::ResourceKind::Radiologist,
+                rad.get(),
+                window,
+            )
+            .await
+            .unwrap();
+    }
+    (
+        store.default_site().await.unwrap().unwrap(),
+        room,
+        rad.get(),
+    )
+}
+
+async fn racing_bookings_have_exactly_one_winner(db: &TestDatabase) {
+    let store = &db.store;
+    let w = world(store).await;
+    let (site, room, rad) = one_room_site(store, &w).await;
+    let scheduler = user(store, "sched", Role::Scheduler, None).await.actor();
+    let start: Timestamp = "2026-12-07T14:00:00Z".parse().unwrap();
+    let option = irflow_domain::scheduling::SlotOption {
+        start,
+        end: start + SignedDuration::from_mins(20),
+        room,
+        radiologist: rad,
+        chair: None,
+    };
+    let mut cases = Vec::new();
+    for i in 0..12 {
+        cases.push(ready_case(store, &w, &format!("Race{i}")).await);
+    }
+    let mut tasks = Vec::new();
+    for case in cases.clone() {
+        let (store, site, scheduler) = (store.clone(), site.clone(), scheduler.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .book_appointment(
+                    &scheduler,
+                    case,
+                    &site,
+                    &option,
+                    10,
+                    None,
+                    Timestamp::now(),
+                    today(),
+                )
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        wins, 1,
+        "exactly one booking of the same room and radiologist at the same time"
+    );
+    // Overlapping but not identical (10 minutes later, inside the first booking plus turnaround): refused.
+    let later = irflow_domain::scheduling::SlotOption {
+        start: start + SignedDuration::from_mins(25),
+        end: start + SignedDuration::from_mins(45),
+        ..option
+    };
+    let mut loser = None;
+    for c in &cases {
+        if store.case_detail(&w.nurse, *c).await.unwrap().case.state == CaseState::Ready {
+            loser = Some(*c);
+            break;
+        }
+    }
+    let loser = loser.expect("eleven cases lost the race and are still ready");
+    let refused = store
+        .book_appointment(
+            &scheduler,
+            loser,
+            &site,
+            &later,
+            10,
+            None,
+            Timestamp::now(),
+            today(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    // Right after the turnaround: fine.
+    let after = irflow_domain::scheduling::SlotOption {
+        start: start + SignedDuration::from_mins(30),
+        end: start + SignedDuration::from_mins(50),
+        ..option
+    };
+    let booked = store
+        .book_appointment(
+            &scheduler,
+            loser,
+            &site,
+            &after,
+            10,
+            Some("key-1".into()),
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    // The same idempotency key again gives the same appointment, not a second one.
+    let again = store
+        .book_appointment(
+            &scheduler,
+            loser,
+            &site,
+            &after,
+            10,
+            Some("key-1".into()),
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(booked.id, again.id);
+    // Cancelling releases the time, and the case is ready again.
+    store
+        .cancel_appointment(
+            &scheduler,
+            loser,
+            "patient asked to move",
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.case_detail(&w.nurse, loser).await.unwrap().case.state,
+        CaseState::Ready
+    );
+    assert!(
+        store
+            .appointment_for_case(&w.nurse, loser)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let rebooked = store
+        .book_appointment(
+            &scheduler,
+            loser,
+            &site,
+            &after,
+            10,
+            None,
+            Timestamp::now(),
+            today(),
+        )
+        .await;
+    assert!(rebooked.is_ok(), "{rebooked:?}");
+    // The slot finder sees the bookings.
+    let res = store
+        .slot_resources(
+            &site,
+            start - SignedDuration::from_hours(24),
+            start + SignedDuration::from_hours(24),
+        )
+        .await
+        .unwrap();
+    assert!(!res.busy.is_free(
+        &irflow_domain::scheduling::ResourceId::Room(room),
+        &irflow_domain::scheduling::Interval {
+            start,
+            end: start + SignedDuration::from_mins(5)
+        }
+    ));
+    // A case that is not ready cannot be booked.
+    let referred = open_case(store, &w.referrer, "NotReady").await;
+    let far = irflow_domain::scheduling::SlotOption {
+        start: start + SignedDuration::from_hours(3),
+        end: start + SignedDuration::from_hours(3) + SignedDuration::from_mins(20),
+        ..option
+    };
+    assert!(matches!(
+        store
+            .book_appointment(
+                &scheduler,
+                referred,
+                &site,
+                &far,
+                10,
+                None,
+                Timestamp::now(),
+                today()
+            )
+            .await,
+        Err(StoreError::Transition(_))
+    ));
+}
+on_every_backend!(
+    racing_bookings_have_exactly_one_winner_everywhere,
+    racing_bookings_have_exactly_one_winner
+);

@@ -1,0 +1,770 @@
+//! Scheduling storage: the department's resources and their availability, and
+//! appointments. A booking writes one `reservations` row per resource per 5-minute
+//! unit; the table's primary key makes a second booking of the same resource at the
+//! same time fail in the database, whatever the concurrency, on both backends.
+
+use irflow_domain::pathway::{self, TransitionRequest};
+use irflow_domain::scheduling::{
+    BusyIndex, ChairInfo, Interval, RadiologistInfo, ResourceId, RoomInfo, SlotOption,
+    SlotResources, WeeklyWindow,
+};
+use irflow_domain::{Action, Actor, CaseId, Modality, Role, UserId};
+use jiff::Timestamp;
+use jiff::civil::{Date, Time, Weekday};
+use jiff::tz::TimeZone;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::audit::{AuditOutcome, NewAuditEvent};
+use crate::cases::{Timeline, hide_denial, outcome_of, scope_of};
+use crate::{Result, Store, StoreError, from_micros, micros, parse_stored};
+
+/// Minutes per reservation unit.
+pub const UNIT_MINUTES: i64 = 5;
+
+/// A site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteRecord {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// IANA time zone.
+    pub time_zone: String,
+}
+
+/// What kind of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    /// A room.
+    Room,
+    /// A radiologist.
+    Radiologist,
+    /// A recovery chair.
+    Chair,
+}
+
+impl ResourceKind {
+    /// Stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Room => "room",
+            ResourceKind::Radiologist => "radiologist",
+            ResourceKind::Chair => "chair",
+        }
+    }
+}
+
+/// A booked appointment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentRecord {
+    /// Id.
+    pub id: i64,
+    /// The case.
+    pub case_id: CaseId,
+    /// The site.
+    pub site_id: i64,
+    /// Room.
+    pub room_id: i64,
+    /// Room name.
+    pub room_name: String,
+    /// Radiologist.
+    pub radiologist_id: i64,
+    /// Radiologist's name.
+    pub radiologist_name: String,
+    /// Recovery chair, if reserved.
+    pub chair_id: Option<i64>,
+    /// Start.
+    pub start: Timestamp,
+    /// End.
+    pub end: Timestamp,
+    /// Chair window.
+    pub chair_window: Option<(Timestamp, Timestamp)>,
+    /// `booked` or `cancelled`.
+    pub status: String,
+}
+
+fn weekday_number(w: Weekday) -> i64 {
+    i64::from(w.to_monday_one_offset())
+}
+
+fn units(start: Timestamp, end: Timestamp) -> std::ops::Range<i64> {
+    let unit = UNIT_MINUTES * 60;
+    let s = start.as_second().div_euclid(unit);
+    let e = (end.as_second() + unit - 1).div_euclid(unit);
+    s..e
+}
+
+impl Store {
+    /// Creates a site.
+    pub async fn create_site(&self, actor: &Actor, name: &str, time_zone: &str) -> Result<i64> {
+        admin_only(actor)?;
+        TimeZone::get(time_zone).map_err(|_| StoreError::Field {
+            field: "time_zone",
+            message: format!("{time_zone:?} is not an IANA time zone"),
+        })?;
+        let id: i64 = sqlx::query_scalar(
+            self.sql("INSERT INTO sites (name, time_zone) VALUES (?, ?) RETURNING id"),
+        )
+        .bind(name.trim().to_owned())
+        .bind(time_zone.to_owned())
+        .fetch_one(&self.pool)
+        .await?;
+        self.record_audit(
+            NewAuditEvent::new(actor, "create", "site", AuditOutcome::Success).entity(id),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Adds a room with its turnaround (a multiple of 5 minutes).
+    pub async fn create_room(
+        &self,
+        actor: &Actor,
+        site: i64,
+        name: &str,
+        modality: Modality,
+        turnaround_minutes: u32,
+    ) -> Result<i64> {
+        admin_only(actor)?;
+        if turnaround_minutes % 5 != 0 || turnaround_minutes > 120 {
+            return Err(StoreError::Field {
+                field: "turnaround_minutes",
+                message: "a multiple of 5 minutes, at most 120".to_owned(),
+            });
+        }
+        let id: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO rooms (site_id, name, modality, turnaround_minutes, active) VALUES (?, ?, ?, ?, 1) RETURNING id",
+        ))
+        .bind(site)
+        .bind(name.trim().to_owned())
+        .bind(modality.as_str())
+        .bind(i64::from(turnaround_minutes))
+        .fetch_one(&self.pool)
+        .await?;
+        self.record_audit(
+            NewAuditEvent::new(actor, "create", "room", AuditOutcome::Success).entity(id),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Adds a recovery chair.
+    pub async fn create_chair(&self, actor: &Actor, site: i64, name: &str) -> Result<i64> {
+        admin_only(actor)?;
+        let id: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO recovery_chairs (site_id, name, active) VALUES (?, ?, 1) RETURNING id",
+        ))
+        .bind(site)
+        .bind(name.trim().to_owned())
+        .fetch_one(&self.pool)
+        .await?;
+        self.record_audit(
+            NewAuditEvent::new(actor, "create", "chair", AuditOutcome::Success).entity(id),
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Sets the procedures a radiologist is credentialed for.
+    pub async fn set_credentials(
+        &self,
+        actor: &Actor,
+        radiologist: UserId,
+        codes: &[&str],
+    ) -> Result<()> {
+        admin_only(actor)?;
+        let user = self.user(radiologist).await?;
+        if user.role != Role::Radiologist {
+            return Err(StoreError::Field {
+                field: "radiologist",
+                message: format!("{} is not a radiologist", user.username),
+            });
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(self.sql("DELETE FROM radiologist_procedures WHERE user_id = ?"))
+            .bind(radiologist.get())
+            .execute(&mut *tx)
+            .await?;
+        for code in codes {
+            sqlx::query(
+                self.sql(
+                    "INSERT INTO radiologist_procedures (user_id, procedure_code) VALUES (?, ?)",
+                ),
+            )
+            .bind(radiologist.get())
+            .bind((*code).to_owned())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Field {
+                    field: "procedure",
+                    message: format!("{code} is not in the catalogue"),
+                },
+                other => other.into(),
+            })?;
+        }
+        self.insert_audit(
+            &mut *tx,
+            &NewAuditEvent::new(actor, "update", "credentials", AuditOutcome::Success)
+                .entity(radiologist)
+                .detail(codes.join(",")),
+            Timestamp::now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds a weekly availability window (local civil time).
+    pub async fn add_availability(
+        &self,
+        actor: &Actor,
+        kind: ResourceKind,
+        resource: i64,
+        window: WeeklyWindow,
+    ) -> Result<()> {
+        admin_only(actor)?;
+        if window.start >= window.end {
+            return Err(StoreError::Field {
+                field: "end_time",
+                message: "the window must end after it starts".to_owned(),
+            });
+        }
+        sqlx::query(self.sql("INSERT INTO availability (resource_kind, resource_id, weekday, start_time, end_time) VALUES (?, ?, ?, ?, ?)"))
+            .bind(kind.as_str())
+            .bind(resource)
+            .bind(weekday_number(window.weekday))
+            .bind(window.start.strftime("%H:%M").to_string())
+            .bind(window.end.strftime("%H:%M").to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The first site (single-site departments; multi-site selection comes with the admin pages).
+    pub async fn default_site(&self) -> Result<Option<SiteRecord>> {
+        let row = sqlx::query("SELECT id, name, time_zone FROM sites ORDER BY id LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(SiteRecord {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                time_zone: r.try_get("time_zone")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Everything the slot finder needs for a site, with bookings and closures
+    /// between `from` and `to`. Not patient data (no audit): ids and times only.
+    pub async fn slot_resources(
+        &self,
+        site: &SiteRecord,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<SlotResources> {
+        let tz = TimeZone::get(&site.time_zone)
+            .map_err(|e| StoreError::Corrupt(format!("site time zone: {e}")))?;
+        let windows = sqlx::query(
+            "SELECT resource_kind, resource_id, weekday, start_time, end_time FROM availability",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let window_of = |row: &AnyRow| -> Result<(String, i64, WeeklyWindow)> {
+            let wd: i64 = row.try_get("weekday")?;
+            let weekday = Weekday::from_monday_one_offset(i8::try_from(wd).unwrap_or(0))
+                .map_err(|e| StoreError::Corrupt(format!("weekday {wd}: {e}")))?;
+            let start: String = row.try_get("start_time")?;
+            let end: String = row.try_get("end_time")?;
+            Ok((
+                row.try_get("resource_kind")?,
+                row.try_get("resource_id")?,
+                WeeklyWindow {
+                    weekday,
+                    start: parse_stored::<Time>("time", &start)?,
+                    end: parse_stored::<Time>("time", &end)?,
+                },
+            ))
+        };
+        let windows: Vec<(String, i64, WeeklyWindow)> =
+            windows.iter().map(window_of).collect::<Result<_>>()?;
+        let of = |kind: &str, id: i64| {
+            windows
+                .iter()
+                .filter(|(k, i, _)| k == kind && *i == id)
+                .map(|(_, _, w)| *w)
+                .collect::<Vec<_>>()
+        };
+        let rooms = sqlx::query(self.sql("SELECT id, modality, turnaround_minutes FROM rooms WHERE site_id = ? AND active = 1 ORDER BY id"))
+            .bind(site.id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let id: i64 = r.try_get("id")?;
+                let modality: String = r.try_get("modality")?;
+                let turnaround: i64 = r.try_get("turnaround_minutes")?;
+                Ok(RoomInfo {
+                    id,
+                    modality: parse_stored("modality", &modality)?,
+                    turnaround_minutes: u32::try_from(turnaround).unwrap_or(0),
+                    windows: of("room", id),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let creds = sqlx::query(
+            "SELECT rp.user_id, rp.procedure_code FROM radiologist_procedures rp JOIN users u ON u.id = rp.user_id
+             WHERE u.disabled_at IS NULL ORDER BY rp.user_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut radiologists: Vec<RadiologistInfo> = Vec::new();
+        for row in &creds {
+            let id: i64 = row.try_get("user_id")?;
+            let code: String = row.try_get("procedure_code")?;
+            match radiologists.iter_mut().find(|r| r.id == id) {
+                Some(r) => r.procedures.push(code),
+                None => radiologists.push(RadiologistInfo {
+                    id,
+                    procedures: vec![code],
+                    windows: of("radiologist", id),
+                }),
+            }
+        }
+        let chairs = sqlx::query(
+            self.sql("SELECT id FROM recovery_chairs WHERE site_id = ? AND active = 1 ORDER BY id"),
+        )
+        .bind(site.id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let id: i64 = r.try_get("id")?;
+            Ok(ChairInfo {
+                id,
+                windows: of("chair", id),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let mut busy = BusyIndex::new();
+        let booked = sqlx::query(self.sql(
+            "SELECT a.room_id, a.radiologist_id, a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at,
+                    r.turnaround_minutes
+             FROM appointments a JOIN rooms r ON r.id = a.room_id
+             WHERE a.status = 'booked' AND a.site_id = ? AND a.ends_at > ? AND a.starts_at < ?",
+        ))
+        .bind(site.id)
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &booked {
+            let start = from_micros(row.try_get("starts_at")?)?;
+            let end = from_micros(row.try_get("ends_at")?)?;
+            let turnaround: i64 = row.try_get("turnaround_minutes")?;
+            busy.add(
+                ResourceId::Room(row.try_get("room_id")?),
+                Interval {
+                    start,
+                    end: end + jiff::SignedDuration::from_mins(turnaround),
+                },
+            );
+            busy.add(
+                ResourceId::Radiologist(row.try_get("radiologist_id")?),
+                Interval { start, end },
+            );
+            let chair: Option<i64> = row.try_get("chair_id")?;
+            let cs: Option<i64> = row.try_get("chair_starts_at")?;
+            let ce: Option<i64> = row.try_get("chair_ends_at")?;
+            if let (Some(chair), Some(cs), Some(ce)) = (chair, cs, ce) {
+                busy.add(
+                    ResourceId::Chair(chair),
+                    Interval {
+                        start: from_micros(cs)?,
+                        end: from_micros(ce)?,
+                    },
+                );
+            }
+        }
+        let closures = sqlx::query(self.sql("SELECT resource_kind, resource_id, starts_at, ends_at FROM closures WHERE ends_at > ? AND starts_at < ?"))
+            .bind(micros(from))
+            .bind(micros(to))
+            .fetch_all(&self.pool)
+            .await?;
+        for row in &closures {
+            let kind: String = row.try_get("resource_kind")?;
+            let id: i64 = row.try_get("resource_id")?;
+            let interval = Interval {
+                start: from_micros(row.try_get("starts_at")?)?,
+                end: from_micros(row.try_get("ends_at")?)?,
+            };
+            let resource = match kind.as_str() {
+                "room" => ResourceId::Room(id),
+                "radiologist" => ResourceId::Radiologist(id),
+                _ => ResourceId::Chair(id),
+            };
+            busy.add_closure(resource, interval);
+        }
+        Ok(SlotResources {
+            tz,
+            rooms,
+            radiologists,
+            chairs,
+            busy,
+        })
+    }
+
+    /// Books a checked option for a ready case, atomically: the appointment, one
+    /// reservation per resource per 5-minute unit (room with turnaround, radiologist,
+    /// chair), the case's move to scheduled, the timeline and the audit event. If any
+    /// resource was taken meanwhile the database refuses and nothing is stored.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn book_appointment(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+        site: &SiteRecord,
+        option: &SlotOption,
+        turnaround_minutes: u32,
+        idempotency_key: Option<String>,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<AppointmentRecord> {
+        let result = self
+            .insert_booking(
+                actor,
+                case_id,
+                site,
+                option,
+                turnaround_minutes,
+                idempotency_key,
+                at,
+                today,
+            )
+            .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "book", "case", outcome_of(e)).entity(case_id),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_booking(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+        site: &SiteRecord,
+        option: &SlotOption,
+        turnaround_minutes: u32,
+        idempotency_key: Option<String>,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<AppointmentRecord> {
+        if !matches!(actor.role, Some(Role::Scheduler | Role::Admin) | None) {
+            return Err(StoreError::Denied("appointments are booked by schedulers"));
+        }
+        if let Some(key) = &idempotency_key {
+            let existing: Option<i64> = sqlx::query_scalar(
+                self.sql("SELECT id FROM appointments WHERE idempotency_key = ? AND case_id = ?"),
+            )
+            .bind(key.clone())
+            .bind(case_id.get())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(id) = existing {
+                return self.appointment_by_id(id).await;
+            }
+        }
+        let scope = scope_of(actor)?;
+        let case = self.case_summary(case_id).await?;
+        if !scope.allows(case.referrer_id) {
+            return Err(StoreError::Denied("not a case this referrer referred"));
+        }
+        let request = TransitionRequest::new(Action::Schedule);
+        let event = pathway::decide(case.state, &request, &booking_actor(actor), at, today)?;
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(self.sql(
+            "INSERT INTO appointments (case_id, site_id, room_id, radiologist_id, chair_id, starts_at, ends_at,
+                                       chair_starts_at, chair_ends_at, status, created_by, created_at, idempotency_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'booked', ?, ?, ?) RETURNING id",
+        ))
+        .bind(case_id.get())
+        .bind(site.id)
+        .bind(option.room)
+        .bind(option.radiologist)
+        .bind(option.chair.map(|c| c.chair))
+        .bind(micros(option.start))
+        .bind(micros(option.end))
+        .bind(option.chair.map(|c| micros(c.start)))
+        .bind(option.chair.map(|c| micros(c.end)))
+        .bind(actor.username.clone())
+        .bind(micros(at))
+        .bind(idempotency_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        let room_end = option.end + jiff::SignedDuration::from_mins(i64::from(turnaround_minutes));
+        let mut claims: Vec<(&str, i64, std::ops::Range<i64>)> = vec![
+            ("room", option.room, units(option.start, room_end)),
+            (
+                "radiologist",
+                option.radiologist,
+                units(option.start, option.end),
+            ),
+        ];
+        if let Some(c) = option.chair {
+            claims.push(("chair", c.chair, units(c.start, c.end)));
+        }
+        for (kind, resource, range) in claims {
+            for unit in range {
+                let inserted = sqlx::query(self.sql("INSERT INTO reservations (resource_kind, resource_id, unit, appointment_id) VALUES (?, ?, ?, ?)"))
+                    .bind(kind)
+                    .bind(resource)
+                    .bind(unit)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        return Err(StoreError::Conflict(format!(
+                            "the {kind} was booked by someone else meanwhile; choose another time"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let updated = sqlx::query(self.sql("UPDATE cases SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?"))
+            .bind(event.to.as_str())
+            .bind(micros(at))
+            .bind(case_id.get())
+            .bind(case.version)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::concurrent_change());
+        }
+        let when = option.start.strftime("%Y-%m-%dT%H:%MZ").to_string();
+        self.insert_timeline(
+            &mut tx,
+            case_id,
+            &Timeline {
+                action: event.action.as_str(),
+                from: Some(event.from),
+                to: event.to,
+                reason: Some(format!("Booked for {when} (appointment {id})")),
+                deferred_until: None,
+                reason_code: None,
+            },
+            actor,
+            at,
+        )
+        .await?;
+        self.insert_audit(
+            &mut *tx,
+            &NewAuditEvent::new(actor, "book", "case", AuditOutcome::Success)
+                .entity(case_id)
+                .detail(format!(
+                    "appointment={id} room={} radiologist={}",
+                    option.room, option.radiologist
+                )),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        self.appointment_by_id(id).await
+    }
+
+    async fn appointment_by_id(&self, id: i64) -> Result<AppointmentRecord> {
+        let row = sqlx::query(self.sql(
+            "SELECT a.id, a.case_id, a.site_id, a.room_id, r.name AS room_name, a.radiologist_id, u.display_name AS radiologist_name,
+                    a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at, a.status
+             FROM appointments a JOIN rooms r ON r.id = a.room_id JOIN users u ON u.id = a.radiologist_id
+             WHERE a.id = ?",
+        ))
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        appointment_from_row(&row)
+    }
+
+    /// The case's current (booked) appointment, if any (audited read).
+    pub async fn appointment_for_case(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+    ) -> Result<Option<AppointmentRecord>> {
+        let result = async {
+            let scope = scope_of(actor)?;
+            let case = self.case_summary(case_id).await?;
+            if !scope.allows(case.referrer_id) {
+                return Err(StoreError::Denied("not a case this referrer referred"));
+            }
+            let id: Option<i64> =
+                sqlx::query_scalar(self.sql(
+                    "SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'",
+                ))
+                .bind(case_id.get())
+                .fetch_one(&self.pool)
+                .await?;
+            match id {
+                Some(id) => Ok(Some(self.appointment_by_id(id).await?)),
+                None => Ok(None),
+            }
+        }
+        .await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        self.record_audit(
+            NewAuditEvent::new(actor, "read", "appointment", outcome).entity(case_id),
+        )
+        .await?;
+        result.map_err(hide_denial)
+    }
+
+    /// Cancels the case's appointment: its reservations are released and the case is
+    /// ready to book again.
+    pub async fn cancel_appointment(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+        reason: &str,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<()> {
+        let result = self.apply_cancel(actor, case_id, reason, at, today).await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "cancel_appointment", "case", outcome_of(e))
+                    .entity(case_id),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    async fn apply_cancel(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+        reason: &str,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<()> {
+        if !matches!(actor.role, Some(Role::Scheduler | Role::Admin) | None) {
+            return Err(StoreError::Denied(
+                "appointments are cancelled by schedulers",
+            ));
+        }
+        let case = self.case_summary(case_id).await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            self.sql("SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'"),
+        )
+        .bind(case_id.get())
+        .fetch_one(&self.pool)
+        .await?;
+        let Some(id) = id else {
+            return Err(StoreError::Conflict(
+                "this case has no booked appointment".to_owned(),
+            ));
+        };
+        let request = TransitionRequest::new(Action::Unschedule).because(reason.to_owned());
+        let event = pathway::decide(case.state, &request, &booking_actor(actor), at, today)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(self.sql("DELETE FROM reservations WHERE appointment_id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(self.sql(
+            "UPDATE appointments SET status = 'cancelled', cancelled_reason = ? WHERE id = ?",
+        ))
+        .bind(event.reason.clone())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let updated = sqlx::query(self.sql("UPDATE cases SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?"))
+            .bind(event.to.as_str())
+            .bind(micros(at))
+            .bind(case_id.get())
+            .bind(case.version)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::concurrent_change());
+        }
+        self.insert_timeline(
+            &mut tx,
+            case_id,
+            &Timeline {
+                action: event.action.as_str(),
+                from: Some(event.from),
+                to: event.to,
+                reason: event.reason.clone(),
+                deferred_until: None,
+                reason_code: None,
+            },
+            actor,
+            at,
+        )
+        .await?;
+        self.insert_audit(
+            &mut *tx,
+            &NewAuditEvent::new(actor, "cancel_appointment", "case", AuditOutcome::Success)
+                .entity(case_id)
+                .detail(format!("appointment={id}")),
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Admins may book (they configure the department); the pathway lets schedulers
+/// schedule, so an admin books in the scheduler's role for the pathway check.
+fn booking_actor(actor: &Actor) -> Actor {
+    match actor.role {
+        Some(Role::Admin) => Actor {
+            role: Some(Role::Scheduler),
+            ..actor.clone()
+        },
+        _ => actor.clone(),
+    }
+}
+
+fn admin_only(actor: &Actor) -> Result<()> {
+    match actor.role {
+        Some(Role::Admin) | None => Ok(()),
+        _ => Err(StoreError::Denied(
+            "only administrators configure the department's resources",
+        )),
+    }
+}
+
+fn appointment_from_row(row: &AnyRow) -> Result<AppointmentRecord> {
+    let cs: Option<i64> = row.try_get("chair_starts_at")?;
+    let ce: Option<i64> = row.try_get("chair_ends_at")?;
+    Ok(AppointmentRecord {
+        id: row.try_get("id")?,
+        case_id: CaseId::new(row.try_get("case_id")?),
+        site_id: row.try_get("site_id")?,
+        room_id: row.try_get("room_id")?,
+        room_name: row.try_get("room_name")?,
+        radiologist_id: row.try_get("radiologist_id")?,
+        radiologist_name: row.try_get("radiologist_name")?,
+        chair_id: row.try_get("chair_id")?,
+        start: from_micros(row.try_get("starts_at")?)?,
+        end: from_micros(row.try_get("ends_at")?)?,
+        chair_window: match (cs, ce) {
+            (Some(s), Some(e)) => Some((from_micros(s)?, from_micros(e)?)),
+            _ => None,
+        },
+        status: row.try_get("status")?,
+    })
+}

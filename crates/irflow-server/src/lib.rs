@@ -11,6 +11,7 @@ mod fhir;
 mod observe;
 mod pages;
 mod referral_pages;
+mod scheduling_api;
 pub mod screening_json;
 mod screening_pages;
 mod session;
@@ -196,6 +197,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/cases/{id}/screening",
             get(api::get_screening).post(api::post_screening),
+        )
+        .route("/api/v1/cases/{id}/slots", get(scheduling_api::slots))
+        .route(
+            "/api/v1/cases/{id}/appointment",
+            get(scheduling_api::get)
+                .post(scheduling_api::book)
+                .delete(scheduling_api::cancel),
         )
         .route(
             "/api/v1/cases/{id}/screening/for-date",

@@ -33,7 +33,7 @@ pub use cases::{
 };
 pub use irflow_domain::Actor;
 pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
-pub use scheduling::{AppointmentRecord, ResourceKind, SiteRecord, UNIT_MINUTES};
+pub use scheduling::{AppointmentRecord, ResourceKind, RoomRecord, SiteRecord, UNIT_MINUTES};
 pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
 

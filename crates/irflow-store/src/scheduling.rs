@@ -127,7 +127,7 @@ impl Store {
         turnaround_minutes: u32,
     ) -> Result<i64> {
         admin_only(actor)?;
-        if turnaround_minutes % 5 != 0 || turnaround_minutes > 120 {
+        if !turnaround_minutes.is_multiple_of(5) || turnaround_minutes > 120 {
             return Err(StoreError::Field {
                 field: "turnaround_minutes",
                 message: "a multiple of 5 minutes, at most 120".to_owned(),
@@ -767,4 +767,52 @@ fn appointment_from_row(row: &AnyRow) -> Result<AppointmentRecord> {
         },
         status: row.try_get("status")?,
     })
+}
+
+/// A room as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Guidance.
+    pub modality: Modality,
+    /// Turnaround minutes.
+    pub turnaround_minutes: u32,
+}
+
+impl Store {
+    /// The site's active rooms.
+    pub async fn rooms(&self, site: i64) -> Result<Vec<RoomRecord>> {
+        let rows = sqlx::query(self.sql("SELECT id, name, modality, turnaround_minutes FROM rooms WHERE site_id = ? AND active = 1 ORDER BY id"))
+            .bind(site)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let modality: String = r.try_get("modality")?;
+                let turnaround: i64 = r.try_get("turnaround_minutes")?;
+                Ok(RoomRecord {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    modality: parse_stored("modality", &modality)?,
+                    turnaround_minutes: u32::try_from(turnaround).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// The site's recovery chairs: (id, name).
+    pub async fn chairs(&self, site: i64) -> Result<Vec<(i64, String)>> {
+        let rows = sqlx::query(self.sql(
+            "SELECT id, name FROM recovery_chairs WHERE site_id = ? AND active = 1 ORDER BY id",
+        ))
+        .bind(site)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
+    }
 }

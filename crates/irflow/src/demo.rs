@@ -23,6 +23,8 @@ pub const DEMO_USERS: &[(&str, &str, Role, Option<&str>)] = &[
     ("scheduler", "Sam Rivera", Role::Scheduler, None),
     ("nurse", "Nora Patel, RN", Role::Nurse, None),
     ("radiologist", "Dr. Rachel Kim", Role::Radiologist, None),
+    ("radiologist2", "Dr. Marcus Webb", Role::Radiologist, None),
+    ("radiologist3", "Dr. Sofia Alvarez", Role::Radiologist, None),
     (
         "referrer",
         "Dr. Ravi Shah",
@@ -251,6 +253,7 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
             )
             .await?;
     }
+    seed_resources(&demo, tz).await?;
     let catalogue = store.procedures().await?;
     let cases = demo_cases();
     for case in &cases {
@@ -260,6 +263,97 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
         patients: cases.len() + 2,
         cases: cases.len(),
     })
+}
+
+/// One site in New York: two fluoroscopy rooms and a CT room (Mon-Fri 08:00-16:00,
+/// 10 minutes' turnaround), four recovery chairs (08:00-17:30), and three radiologists
+/// with different skills and days.
+async fn seed_resources(demo: &Demo<'_>, tz: &jiff::tz::TimeZone) -> Result<()> {
+    use irflow_domain::Modality;
+    use irflow_domain::scheduling::WeeklyWindow;
+    use irflow_store::ResourceKind;
+    use jiff::civil::{Weekday, time};
+    let admin = demo.actor("admin")?;
+    let store = demo.store;
+    let site = store
+        .create_site(
+            &admin,
+            "Main Campus IR",
+            tz.iana_name().unwrap_or("America/New_York"),
+        )
+        .await?;
+    let weekdays = [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+    ];
+    let window = |weekday, from: (i8, i8), to: (i8, i8)| WeeklyWindow {
+        weekday,
+        start: time(from.0, from.1, 0, 0),
+        end: time(to.0, to.1, 0, 0),
+    };
+    for (name, modality) in [
+        ("Fluoro 1", Modality::Fluoroscopy),
+        ("Fluoro 2", Modality::Fluoroscopy),
+        ("CT 1", Modality::Ct),
+    ] {
+        let room = store.create_room(&admin, site, name, modality, 10).await?;
+        for d in weekdays {
+            store
+                .add_availability(&admin, ResourceKind::Room, room, window(d, (8, 0), (16, 0)))
+                .await?;
+        }
+    }
+    for i in 1..=4 {
+        let chair = store
+            .create_chair(&admin, site, &format!("Recovery chair {i}"))
+            .await?;
+        for d in weekdays {
+            store
+                .add_availability(
+                    &admin,
+                    ResourceKind::Chair,
+                    chair,
+                    window(d, (8, 0), (17, 30)),
+                )
+                .await?;
+        }
+    }
+    let all = [
+        "62321", "62323", "64479", "64483", "64490", "64493", "27096",
+    ];
+    let lumbar = ["62323", "64483", "64493", "27096"];
+    let cervical = ["62321", "64479", "64490", "27096"];
+    let plan: [(&str, &[&str], &[Weekday]); 3] = [
+        ("radiologist", &all, &weekdays),
+        (
+            "radiologist2",
+            &lumbar,
+            &[Weekday::Monday, Weekday::Wednesday, Weekday::Friday],
+        ),
+        (
+            "radiologist3",
+            &cervical,
+            &[Weekday::Tuesday, Weekday::Thursday],
+        ),
+    ];
+    for (username, codes, days) in plan {
+        let user = demo.user(username)?;
+        store.set_credentials(&admin, user.id, codes).await?;
+        for d in days {
+            store
+                .add_availability(
+                    &admin,
+                    ResourceKind::Radiologist,
+                    user.id.get(),
+                    window(*d, (8, 0), (16, 0)),
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 fn twin_form() -> ReferralForm {

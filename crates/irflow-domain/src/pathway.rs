@@ -350,7 +350,7 @@ impl Action {
             Action::Defer => "Defer",
             Action::AwaitAction => "Wait for an action",
             Action::ResumeScreening => "Back to screening",
-            Action::Schedule => "Mark scheduled",
+            Action::Schedule => "Book appointment",
             Action::Confirm => "Record confirmation",
             Action::Reschedule => "Reschedule",
             Action::Unschedule => "Release booking",

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod auth;
+mod booking_pages;
 mod error;
 mod fhir;
 mod observe;
@@ -178,6 +179,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/cases/{id}/actions/{action_id}",
             post(screening_pages::complete_action),
+        )
+        .route("/cases/{id}/book", post(booking_pages::book))
+        .route(
+            "/cases/{id}/cancel-appointment",
+            post(booking_pages::cancel),
         )
         .route("/admin/procedures", get(referral_pages::procedures_page))
         .route(

@@ -666,6 +666,34 @@ pub(crate) struct CasePage {
     review_error: Option<String>,
     can_screen: bool,
     screening: Option<ScreeningPanel>,
+    booking: Option<BookingPanel>,
+}
+
+/// Booking on the case page: the appointment, or options to book.
+pub(crate) struct BookingPanel {
+    appointment: Option<AppointmentView>,
+    options: Vec<OptionView>,
+    can_book: bool,
+    unavailable: Option<String>,
+    error: Option<String>,
+}
+
+pub(crate) struct AppointmentView {
+    when: String,
+    arrive: String,
+    room: String,
+    radiologist: String,
+    chair: Option<String>,
+}
+
+pub(crate) struct OptionView {
+    start: String,
+    label: String,
+    room: i64,
+    room_label: String,
+    radiologist: i64,
+    radiologist_label: String,
+    chair: Option<String>,
 }
 
 /// The latest screening on the case page.
@@ -705,6 +733,7 @@ pub(crate) enum CaseFormError {
         id: i64,
         message: String,
     },
+    Booking(String),
 }
 
 /// What the change-procedure form posts.
@@ -898,6 +927,7 @@ pub(crate) async fn case_page_for(
             }
         }
     };
+    let booking = booking_panel(state, who, c, &error).await?;
     let returned_because = (c.state == CaseState::Returned)
         .then(|| d.timeline.iter().rev().find(|t| t.action == "return"))
         .flatten()
@@ -964,8 +994,14 @@ pub(crate) async fn case_page_for(
         opened: local_time(c.created_at, tz),
         actions: views::actions_for(c.state, role)
             .into_iter()
-            // A returned referral is resubmitted through the amend form.
-            .filter(|a| *a != Action::Resubmit)
+            // A returned referral is resubmitted through the amend form; bookings go
+            // through the appointment panel, which reserves the resources.
+            .filter(|a| {
+                !matches!(
+                    a,
+                    Action::Resubmit | Action::Schedule | Action::Reschedule | Action::Unschedule
+                )
+            })
             .map(|a| {
                 let failed = transition_error.as_ref().filter(|e| e.0 == a);
                 ActionForm {
@@ -1023,7 +1059,121 @@ pub(crate) async fn case_page_for(
                     | CaseState::Ready
             ),
         screening,
+        booking,
     })
+}
+
+async fn booking_panel(
+    state: &AppState,
+    who: &SignedIn,
+    c: &irflow_store::CaseSummary,
+    error: &Option<CaseFormError>,
+) -> Result<Option<BookingPanel>, AppError> {
+    let tz = state.time_zone();
+    let error = match error {
+        Some(CaseFormError::Booking(m)) => Some(m.clone()),
+        _ => None,
+    };
+    let can_book = matches!(who.user.role, Role::Scheduler | Role::Admin);
+    match c.state {
+        CaseState::Scheduled | CaseState::Confirmed => {
+            let Some(a) = state
+                .store()
+                .appointment_for_case(&who.actor(), c.id)
+                .await
+                .map_err(case_error)?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(BookingPanel {
+                appointment: Some(AppointmentView {
+                    when: format!(
+                        "{} – {}",
+                        local_time(a.start, tz),
+                        a.end.to_zoned_datetime(tz.clone()).strftime("%H:%M")
+                    ),
+                    arrive: local_time(
+                        a.start
+                            - jiff::SignedDuration::from_mins(
+                                crate::scheduling_api::ARRIVE_MINUTES_BEFORE,
+                            ),
+                        tz,
+                    ),
+                    room: a.room_name.clone(),
+                    radiologist: a.radiologist_name.clone(),
+                    chair: a.chair_window.map(|(s, e)| {
+                        format!(
+                            "{} – {}",
+                            s.to_zoned_datetime(tz.clone()).strftime("%H:%M"),
+                            e.to_zoned_datetime(tz.clone()).strftime("%H:%M %Z")
+                        )
+                    }),
+                }),
+                options: Vec::new(),
+                can_book,
+                unavailable: None,
+                error,
+            }))
+        }
+        CaseState::Ready if can_book => {
+            let (options, unavailable) =
+                match crate::scheduling_api::options(state, &who.actor(), c.id, state.today(), 8)
+                    .await
+                {
+                    Ok((site, found)) => {
+                        let rooms = state.store().rooms(site.id).await?;
+                        let users = state.store().list_users().await?;
+                        let views = found
+                            .iter()
+                            .map(|o| {
+                                let room_label = rooms
+                                    .iter()
+                                    .find(|r| r.id == o.room)
+                                    .map_or_else(|| o.room.to_string(), |r| r.name.clone());
+                                let radiologist_label = users
+                                    .iter()
+                                    .find(|u| u.id.get() == o.radiologist)
+                                    .map_or_else(
+                                        || o.radiologist.to_string(),
+                                        |u| u.display_name.clone(),
+                                    );
+                                OptionView {
+                                    start: crate::views::rfc3339_local(o.start, tz),
+                                    label: o
+                                        .start
+                                        .to_zoned_datetime(tz.clone())
+                                        .strftime("%a %b %-d, %H:%M %Z")
+                                        .to_string(),
+                                    room: o.room,
+                                    room_label,
+                                    radiologist: o.radiologist,
+                                    radiologist_label,
+                                    chair: o.chair.map(|ch| {
+                                        format!(
+                                            "recovery chair until {}",
+                                            ch.end.to_zoned_datetime(tz.clone()).strftime("%H:%M")
+                                        )
+                                    }),
+                                }
+                            })
+                            .collect();
+                        (views, None)
+                    }
+                    Err(e @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
+                        (Vec::new(), Some(e.public_message()))
+                    }
+                    Err(e) => return Err(e),
+                };
+            Ok(Some(BookingPanel {
+                appointment: None,
+                options,
+                can_book,
+                unavailable,
+                error,
+            }))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub(crate) fn language_name(tag: &str) -> String {

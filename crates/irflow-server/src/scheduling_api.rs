@@ -38,12 +38,12 @@ async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
 /// earliest safe instant from its latest screening (re-evaluated against `date` when given).
 async fn request_for(
     state: &AppState,
-    caller: &ApiCaller,
+    actor: &irflow_domain::Actor,
     id: CaseId,
     from: jiff::civil::Date,
     limit: usize,
 ) -> Result<SlotRequest, AppError> {
-    let actor = caller.actor();
+    let actor = actor.clone();
     let detail = state
         .store()
         .case_detail(&actor, id)
@@ -116,6 +116,101 @@ async fn option_json(
     }))
 }
 
+/// The earliest bookable options for a case from a date.
+pub(crate) async fn options(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    from: jiff::civil::Date,
+    limit: usize,
+) -> Result<(SiteRecord, Vec<SlotOption>), AppError> {
+    let site = site(state).await?;
+    let req = request_for(state, actor, id, from, limit).await?;
+    let horizon_end =
+        req.not_before + SignedDuration::from_hours(24 * i64::from(req.days_ahead + 2));
+    let res = state
+        .store()
+        .slot_resources(
+            &site,
+            req.not_before - SignedDuration::from_hours(24),
+            horizon_end,
+        )
+        .await?;
+    Ok((site, find_slots(&res, &req)))
+}
+
+/// Books one requested option for a case, checked rule by rule.
+pub(crate) async fn book_option(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    start: Timestamp,
+    room: i64,
+    radiologist: i64,
+    key: Option<String>,
+) -> Result<AppointmentRecord, AppError> {
+    if !matches!(
+        actor.role,
+        Some(irflow_domain::Role::Scheduler | irflow_domain::Role::Admin)
+    ) {
+        return Err(AppError::Forbidden(
+            "appointments are booked by schedulers".to_owned(),
+        ));
+    }
+    if start <= Timestamp::now() {
+        return Err(AppError::Invalid(
+            "cannot book then: that time has already passed".to_owned(),
+        ));
+    }
+    let site = site(state).await?;
+    // An idempotent retry of a booking already made returns it.
+    let existing = state
+        .store()
+        .appointment_for_case(actor, id)
+        .await
+        .map_err(crate::pages::case_error)?;
+    if let (Some(_), Some(a)) = (&key, &existing)
+        && a.start == start
+        && a.room_id == room
+        && a.radiologist_id == radiologist
+    {
+        return Ok(a.clone());
+    }
+    let date = start.to_zoned_datetime(state.time_zone().clone()).date();
+    let req = request_for(state, actor, id, date, 1).await?;
+    let res = state
+        .store()
+        .slot_resources(
+            &site,
+            start - SignedDuration::from_hours(24),
+            start + SignedDuration::from_hours(24),
+        )
+        .await?;
+    let option = check_option(&res, &req, start, room, radiologist)
+        .map_err(|rule| AppError::Invalid(format!("cannot book then: {rule}")))?;
+    let turnaround = state
+        .store()
+        .rooms(site.id)
+        .await?
+        .iter()
+        .find(|r| r.id == option.room)
+        .map_or(0, |r| r.turnaround_minutes);
+    state
+        .store()
+        .book_appointment(
+            actor,
+            id,
+            &site,
+            &option,
+            turnaround,
+            key,
+            Timestamp::now(),
+            state.today(),
+        )
+        .await
+        .map_err(crate::pages::case_error)
+}
+
 /// Query of `GET /api/v1/cases/{id}/slots`.
 #[derive(Debug, Deserialize)]
 pub struct SlotsQuery {
@@ -147,27 +242,15 @@ pub async fn slots(
             .filter(|n| (1..=50).contains(n))
             .ok_or_else(|| AppError::BadRequest("limit must be 1-50".to_owned()))?,
     };
-    let site = site(&state).await?;
-    let req = request_for(&state, &caller, id, from, limit).await?;
-    let horizon_end =
-        req.not_before + SignedDuration::from_hours(24 * i64::from(req.days_ahead + 2));
-    let res = state
-        .store()
-        .slot_resources(
-            &site,
-            req.not_before - SignedDuration::from_hours(24),
-            horizon_end,
-        )
-        .await?;
-    let options = find_slots(&res, &req);
-    let mut out = Vec::with_capacity(options.len());
-    for o in &options {
+    let (site, found) = options(&state, &caller.actor(), id, from, limit).await?;
+    let mut out = Vec::with_capacity(found.len());
+    for o in &found {
         out.push(option_json(&state, &site, o).await?);
     }
     Ok(Json(json!({ "slots": out })))
 }
 
-fn appointment_json(state: &AppState, a: &AppointmentRecord) -> Value {
+pub(crate) fn appointment_json(state: &AppState, a: &AppointmentRecord) -> Value {
     let tz = state.time_zone();
     json!({
         "id": a.id,
@@ -195,7 +278,8 @@ pub struct BookBody {
     radiologist: i64,
 }
 
-/// `POST /api/v1/cases/{id}/appointment`: books one option (scheduler, admin).
+/// `POST /api/v1/cases/{id}/appointment`: books one option (scheduler, admin), with an
+/// optional `Idempotency-Key` header.
 pub async fn book(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -205,90 +289,28 @@ pub async fn book(
 ) -> Result<Response, ApiError> {
     let id = parse_case_id(&id)?;
     let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    if !matches!(
-        caller.user.role,
-        irflow_domain::Role::Scheduler | irflow_domain::Role::Admin
-    ) {
-        return Err(AppError::Forbidden("appointments are booked by schedulers".to_owned()).into());
-    }
     let start: Timestamp = body.start.parse().map_err(|_| {
         AppError::BadRequest(
             "start must be an RFC 3339 time with its offset, e.g. 2026-12-07T09:00:00-05:00"
                 .to_owned(),
         )
     })?;
-    if start <= Timestamp::now() {
-        return Err(
-            AppError::Invalid("cannot book then: that time has already passed".to_owned()).into(),
-        );
-    }
     let key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 200)
         .map(str::to_owned);
-    let site = site(&state).await?;
-    let date = start.to_zoned_datetime(state.time_zone().clone()).date();
-    let req = request_for(&state, &caller, id, date, 1).await?;
-    let res = state
-        .store()
-        .slot_resources(
-            &site,
-            start - SignedDuration::from_hours(24),
-            start + SignedDuration::from_hours(24),
-        )
-        .await?;
-    // An already-booked idempotent retry skips the free-time check (its own booking holds the time).
-    let existing = state
-        .store()
-        .appointment_for_case(&caller.actor(), id)
-        .await
-        .map_err(crate::pages::case_error)?;
-    let option = match (&key, existing) {
-        (Some(_), Some(a))
-            if a.start == start
-                && a.room_id == body.room
-                && a.radiologist_id == body.radiologist =>
-        {
-            SlotOption {
-                start: a.start,
-                end: a.end,
-                room: a.room_id,
-                radiologist: a.radiologist_id,
-                chair: a.chair_id.zip(a.chair_window).map(|(chair, (s, e))| {
-                    irflow_domain::scheduling::ChairOption {
-                        chair,
-                        start: s,
-                        end: e,
-                    }
-                }),
-            }
-        }
-        _ => check_option(&res, &req, start, body.room, body.radiologist)
-            .map_err(|rule| AppError::Invalid(format!("cannot book then: {rule}")))?,
-    };
-    let turnaround = state
-        .store()
-        .rooms(site.id)
-        .await?
-        .iter()
-        .find(|r| r.id == option.room)
-        .map_or(0, |r| r.turnaround_minutes);
-    let appointment = state
-        .store()
-        .book_appointment(
-            &caller.actor(),
-            id,
-            &site,
-            &option,
-            turnaround,
-            key,
-            Timestamp::now(),
-            state.today(),
-        )
-        .await
-        .map_err(crate::pages::case_error)?;
+    let appointment = book_option(
+        &state,
+        &caller.actor(),
+        id,
+        start,
+        body.room,
+        body.radiologist,
+        key,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(appointment_json(&state, &appointment)),

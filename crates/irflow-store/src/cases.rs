@@ -4,8 +4,8 @@
 
 use irflow_domain::pathway::{self, TransitionRequest};
 use irflow_domain::{
-    Actor, CaseId, CaseState, Channel, ImagingModality, NewPatient, PathwayEvent, PatientId,
-    PriorImaging, Role, Side, Urgency, UserId,
+    Action, Actor, CaseId, CaseState, Channel, ImagingModality, NewPatient, PathwayEvent,
+    PatientId, PriorImaging, Role, Side, Urgency, UserId,
 };
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -607,6 +607,15 @@ impl Store {
             ));
         }
         let event = pathway::decide(case.state, request, actor, at, today)?;
+        if matches!(
+            event.action,
+            Action::Schedule | Action::Reschedule | Action::Unschedule
+        ) {
+            // Booking reserves rooms, radiologists and chairs; a bare state change would not.
+            return Err(StoreError::Conflict(
+                "appointments are booked, moved and cancelled through the case's appointment, so that the room, radiologist and chair are reserved".to_owned(),
+            ));
+        }
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(self.sql(
             "UPDATE cases SET state = ?, deferred_until = ?, version = version + 1, updated_at = ?

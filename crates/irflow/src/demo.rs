@@ -410,8 +410,20 @@ async fn add_case(
     let id = receipt.case;
     let span = SignedDuration::from_hours(24 * c.days_ago);
     let gap = span / i32::try_from(c.steps.len() + 1).unwrap_or(1);
+    // When the procedure itself happened (for cases already done), its start time.
+    let procedure_at = c
+        .steps
+        .iter()
+        .position(|(_, a, _)| *a == Action::StartProcedure)
+        .map(|k| at + gap * i32::try_from(k + 1).unwrap_or(1));
     for (who, action, reason) in c.steps {
         at += gap;
+        if *action == Action::Schedule {
+            book_demo_appointment(demo, id, who, procedure_at, at)
+                .await
+                .with_context(|| format!("demo booking {what}"))?;
+            continue;
+        }
         if let (Some(template), Action::MarkReady | Action::Defer | Action::AwaitAction) =
             (c.screening, action)
         {
@@ -457,6 +469,76 @@ async fn add_case(
             .with_context(|| format!("demo case {what}: {action}"))?;
     }
     Ok(id)
+}
+
+/// Books a real appointment: at the time the procedure happened for cases already
+/// done, otherwise the earliest option from tomorrow that the slot finder offers.
+async fn book_demo_appointment(
+    demo: &Demo<'_>,
+    id: CaseId,
+    who: &str,
+    procedure_at: Option<Timestamp>,
+    at: Timestamp,
+) -> Result<()> {
+    use irflow_domain::scheduling::{SlotOption, SlotRequest, find_slots};
+    let store = demo.store;
+    let site = store.default_site().await?.context("demo site")?;
+    let scheduler = demo.actor(who)?;
+    let detail = store.case_detail(&scheduler, id).await?;
+    let procedure = store
+        .procedures()
+        .await?
+        .into_iter()
+        .find(|p| p.code == detail.case.procedure_code)
+        .context("demo procedure")?;
+    let rooms = store.rooms(site.id).await?;
+    let option = match procedure_at {
+        Some(t) => {
+            let start = Timestamp::from_second(t.as_second() - t.as_second().rem_euclid(300))?;
+            SlotOption {
+                start,
+                end: start + SignedDuration::from_mins(i64::from(procedure.duration_minutes)),
+                room: rooms.first().context("demo room")?.id,
+                radiologist: demo.user("radiologist")?.id.get(),
+                chair: None,
+            }
+        }
+        None => {
+            let from = demo.today + jiff::Span::new().days(1);
+            let not_before = from.to_zoned_datetime(demo.tz.clone())?.timestamp();
+            let res = store
+                .slot_resources(
+                    &site,
+                    not_before - SignedDuration::from_hours(24),
+                    not_before + SignedDuration::from_hours(24 * 40),
+                )
+                .await?;
+            let req = SlotRequest {
+                procedure: procedure.code.clone(),
+                modalities: procedure.modalities.clone(),
+                duration_minutes: u32::from(procedure.duration_minutes),
+                not_before,
+                from,
+                days_ahead: 30,
+                limit: 1,
+                step_minutes: 10,
+                monitoring_minutes: None,
+                preferred_days: Vec::new(),
+                preferred_time: None,
+            };
+            *find_slots(&res, &req).first().context("a demo slot")?
+        }
+    };
+    let turnaround = rooms
+        .iter()
+        .find(|r| r.id == option.room)
+        .map_or(0, |r| r.turnaround_minutes);
+    store
+        .book_appointment(
+            &scheduler, id, &site, &option, turnaround, None, at, demo.today,
+        )
+        .await?;
+    Ok(())
 }
 
 fn demo_cases() -> Vec<DemoCase> {

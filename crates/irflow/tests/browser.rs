@@ -920,3 +920,74 @@ async fn a_nurse_runs_a_screening_call_end_to_end() {
         .unwrap();
     s.driver.clone().quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_books_and_cancels_in_the_browser() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    sign_in(&s, "scheduler").await;
+    wait_for_text(&s.driver, "Worklist").await;
+    s.driver
+        .find(By::LinkText("Cohen, David"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "The earliest times that meet every rule").await;
+    let first = s
+        .driver
+        .find(By::Css("#booking-options tbody tr td"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    click(&s, "book-0").await;
+    wait_for_text(&s.driver, "Done: ").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Scheduled"
+    );
+    let appointment = s
+        .driver
+        .find(By::Id("appointment"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        appointment.contains("Arrive by") && appointment.contains("Fluoro"),
+        "{appointment} (offered: {first})"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("booked.png"))
+        .await
+        .unwrap();
+    // Cancelling needs a reason; then the case is ready to book again.
+    s.driver.execute("document.querySelectorAll('form[data-confirm]').forEach(f => f.removeAttribute('data-confirm'));", Vec::new()).await.unwrap();
+    fill(&s, "cancel-reason", "Patient asked for another week").await;
+    click(&s, "cancel-appointment").await;
+    wait_for_text(&s.driver, "Done: Release booking.").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Ready to book"
+    );
+    wait_for_text(&s.driver, "The earliest times that meet every rule").await;
+    s.driver.clone().quit().await.unwrap();
+}

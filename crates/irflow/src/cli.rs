@@ -60,6 +60,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Evaluate screening facts (JSON on standard input) and print the decision (JSON).
     Screen,
+    /// Benchmarks (see docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 /// `irflow serve`.
@@ -76,6 +79,20 @@ pub struct DemoArgs {
     /// Port on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+}
+
+/// `irflow bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The slot finder, in-process, with a year of bookings.
+    Slots {
+        /// Appointments already booked.
+        #[arg(long, default_value_t = 50_000)]
+        appointments: usize,
+        /// Slot searches to time.
+        #[arg(long, default_value_t = 2_000)]
+        searches: usize,
+    },
 }
 
 /// `irflow user ...`.

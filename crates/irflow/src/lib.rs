@@ -1,6 +1,7 @@
 //! The `irflow` command: configuration, the CLI, the demo department, and wiring
 //! of store and server. `main.rs` only parses arguments and calls [`run`].
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -45,6 +46,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 }
                 Command::User(cmd) => user_command(&config, cmd).await,
                 Command::Screen => screen(&config),
+                Command::Bench(cli::BenchCommand::Slots {
+                    appointments,
+                    searches,
+                }) => bench::slots(appointments, searches),
                 Command::Token(cmd) => token_command(&config, cmd).await,
                 Command::Demo(_) => unreachable!("handled above"),
             }

@@ -55,7 +55,7 @@ pub fn slots(appointments: usize, searches: usize) -> Result<()> {
             procedures: codes
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| (i + id as usize) % 3 != 0)
+                .filter(|(i, _)| !(i + id as usize).is_multiple_of(3))
                 .map(|(_, c)| (*c).to_owned())
                 .collect(),
             windows: hours(8, 16),

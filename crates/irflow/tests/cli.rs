@@ -326,3 +326,34 @@ async fn demo_serves_on_loopback_and_guards_real_data() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not create"));
     assert!(real.join("irflow.db").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_slot_benchmark_runs_and_reports_percentiles() {
+    let out = irflow()
+        .args([
+            "bench",
+            "slots",
+            "--appointments",
+            "500",
+            "--searches",
+            "20",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("500 appointments") && stdout.contains("p50") && stdout.contains("p99"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(200 options found)"),
+        "every search found its 10 options: {stdout}"
+    );
+}

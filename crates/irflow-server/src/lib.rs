@@ -209,6 +209,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/cases/{id}/appointment",
             get(scheduling_api::get)
                 .post(scheduling_api::book)
+                .put(scheduling_api::reschedule)
                 .delete(scheduling_api::cancel),
         )
         .route(

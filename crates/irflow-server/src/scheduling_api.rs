@@ -336,6 +336,105 @@ pub async fn get(
     }
 }
 
+/// Body of `PUT /api/v1/cases/{id}/appointment`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    start: String,
+    room: i64,
+    radiologist: i64,
+    reason: String,
+}
+
+/// `PUT /api/v1/cases/{id}/appointment`: moves the appointment to another option,
+/// re-evaluating the screening for the new date; the old time stays booked if the new
+/// one cannot be had.
+pub async fn reschedule(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<MoveBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_case_id(&id)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let actor = caller.actor();
+    if !matches!(
+        actor.role,
+        Some(irflow_domain::Role::Scheduler | irflow_domain::Role::Admin)
+    ) {
+        return Err(AppError::Forbidden("appointments are moved by schedulers".to_owned()).into());
+    }
+    if body.reason.trim().is_empty() {
+        return Err(AppError::Invalid("say why the appointment moves".to_owned()).into());
+    }
+    let start: Timestamp = body.start.parse().map_err(|_| {
+        AppError::BadRequest("start must be an RFC 3339 time with its offset".to_owned())
+    })?;
+    if start <= Timestamp::now() {
+        return Err(AppError::Invalid(
+            "cannot move it then: that time has already passed".to_owned(),
+        )
+        .into());
+    }
+    let site = site(&state).await?;
+    let current = state
+        .store()
+        .appointment_for_case(&actor, id)
+        .await
+        .map_err(crate::pages::case_error)?
+        .ok_or_else(|| {
+            AppError::Conflict("this case has no booked appointment to move".to_owned())
+        })?;
+    let date = start.to_zoned_datetime(state.time_zone().clone()).date();
+    let req = request_for(&state, &actor, id, date, 1).await?;
+    let mut res = state
+        .store()
+        .slot_resources(
+            &site,
+            start - SignedDuration::from_hours(24),
+            start + SignedDuration::from_hours(24),
+        )
+        .await?;
+    // The case's own current booking does not block its move: rebuild without it.
+    if current.start > start - SignedDuration::from_hours(24)
+        && current.start < start + SignedDuration::from_hours(24)
+    {
+        res = state
+            .store()
+            .slot_resources_excluding(
+                &site,
+                start - SignedDuration::from_hours(24),
+                start + SignedDuration::from_hours(24),
+                current.id,
+            )
+            .await?;
+    }
+    let option = check_option(&res, &req, start, body.room, body.radiologist)
+        .map_err(|rule| AppError::Invalid(format!("cannot move it then: {rule}")))?;
+    let turnaround = state
+        .store()
+        .rooms(site.id)
+        .await?
+        .iter()
+        .find(|r| r.id == option.room)
+        .map_or(0, |r| r.turnaround_minutes);
+    let appointment = state
+        .store()
+        .reschedule_appointment(
+            &actor,
+            id,
+            &site,
+            &option,
+            turnaround,
+            &body.reason,
+            Timestamp::now(),
+            state.today(),
+        )
+        .await
+        .map_err(crate::pages::case_error)?;
+    Ok(Json(appointment_json(&state, &appointment)))
+}
+
 /// Body of `DELETE /api/v1/cases/{id}/appointment`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -265,6 +265,28 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<SlotResources> {
+        self.load_slot_resources(site, from, to, None).await
+    }
+
+    /// As [`Store::slot_resources`], leaving one appointment out (to move it).
+    pub async fn slot_resources_excluding(
+        &self,
+        site: &SiteRecord,
+        from: Timestamp,
+        to: Timestamp,
+        appointment: i64,
+    ) -> Result<SlotResources> {
+        self.load_slot_resources(site, from, to, Some(appointment))
+            .await
+    }
+
+    async fn load_slot_resources(
+        &self,
+        site: &SiteRecord,
+        from: Timestamp,
+        to: Timestamp,
+        exclude: Option<i64>,
+    ) -> Result<SlotResources> {
         let tz = TimeZone::get(&site.time_zone)
             .map_err(|e| StoreError::Corrupt(format!("site time zone: {e}")))?;
         let windows = sqlx::query(
@@ -353,11 +375,14 @@ impl Store {
             "SELECT a.room_id, a.radiologist_id, a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at,
                     r.turnaround_minutes
              FROM appointments a JOIN rooms r ON r.id = a.room_id
-             WHERE a.status = 'booked' AND a.site_id = ? AND a.ends_at > ? AND a.starts_at < ?",
+             WHERE a.status = 'booked' AND a.site_id = ? AND a.ends_at > ? AND a.starts_at < ?
+               AND (CAST(? AS BIGINT) IS NULL OR a.id <> ?)",
         ))
         .bind(site.id)
         .bind(micros(from))
         .bind(micros(to))
+        .bind(exclude)
+        .bind(exclude)
         .fetch_all(&self.pool)
         .await?;
         for row in &booked {
@@ -440,6 +465,7 @@ impl Store {
                 option,
                 turnaround_minutes,
                 idempotency_key,
+                None,
                 at,
                 today,
             )
@@ -462,6 +488,7 @@ impl Store {
         option: &SlotOption,
         turnaround_minutes: u32,
         idempotency_key: Option<String>,
+        reschedule: Option<&str>,
         at: Timestamp,
         today: Date,
     ) -> Result<AppointmentRecord> {
@@ -485,9 +512,41 @@ impl Store {
         if !scope.allows(case.referrer_id) {
             return Err(StoreError::Denied("not a case this referrer referred"));
         }
-        let request = TransitionRequest::new(Action::Schedule);
+        let (request, replaced) = match reschedule {
+            None => (TransitionRequest::new(Action::Schedule), None),
+            Some(reason) => {
+                let old: Option<i64> = sqlx::query_scalar(self.sql(
+                    "SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'",
+                ))
+                .bind(case_id.get())
+                .fetch_one(&self.pool)
+                .await?;
+                let old = old.ok_or_else(|| {
+                    StoreError::Conflict("this case has no booked appointment to move".to_owned())
+                })?;
+                (
+                    TransitionRequest::new(Action::Reschedule).because(reason.to_owned()),
+                    Some(old),
+                )
+            }
+        };
         let event = pathway::decide(case.state, &request, &booking_actor(actor), at, today)?;
         let mut tx = self.pool.begin().await?;
+        if let Some(old) = replaced {
+            // The old time is released in the same transaction: if the new time is
+            // taken, everything rolls back and the old booking stands.
+            sqlx::query(self.sql("DELETE FROM reservations WHERE appointment_id = ?"))
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.sql(
+                "UPDATE appointments SET status = 'cancelled', cancelled_reason = ? WHERE id = ?",
+            ))
+            .bind(event.reason.clone().map(|r| format!("moved: {r}")))
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+        }
         let id: i64 = sqlx::query_scalar(self.sql(
             "INSERT INTO appointments (case_id, site_id, room_id, radiologist_id, chair_id, starts_at, ends_at,
                                        chair_starts_at, chair_ends_at, status, created_by, created_at, idempotency_key)
@@ -557,7 +616,10 @@ impl Store {
                 action: event.action.as_str(),
                 from: Some(event.from),
                 to: event.to,
-                reason: Some(format!("Booked for {when} (appointment {id})")),
+                reason: Some(match (&replaced, &event.reason) {
+                    (Some(_), Some(why)) => format!("Moved to {when} (appointment {id}): {why}"),
+                    _ => format!("Booked for {when} (appointment {id})"),
+                }),
                 deferred_until: None,
                 reason_code: None,
             },
@@ -567,17 +629,62 @@ impl Store {
         .await?;
         self.insert_audit(
             &mut *tx,
-            &NewAuditEvent::new(actor, "book", "case", AuditOutcome::Success)
-                .entity(case_id)
-                .detail(format!(
-                    "appointment={id} room={} radiologist={}",
-                    option.room, option.radiologist
-                )),
+            &NewAuditEvent::new(
+                actor,
+                if replaced.is_some() {
+                    "reschedule"
+                } else {
+                    "book"
+                },
+                "case",
+                AuditOutcome::Success,
+            )
+            .entity(case_id)
+            .detail(format!(
+                "appointment={id} room={} radiologist={}",
+                option.room, option.radiologist
+            )),
             at,
         )
         .await?;
         tx.commit().await?;
         self.appointment_by_id(id).await
+    }
+
+    /// Moves the case's appointment to a checked new option, atomically: the old
+    /// reservations are released and the new ones claimed in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reschedule_appointment(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+        site: &SiteRecord,
+        option: &SlotOption,
+        turnaround_minutes: u32,
+        reason: &str,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<AppointmentRecord> {
+        let result = self
+            .insert_booking(
+                actor,
+                case_id,
+                site,
+                option,
+                turnaround_minutes,
+                None,
+                Some(reason),
+                at,
+                today,
+            )
+            .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "reschedule", "case", outcome_of(e)).entity(case_id),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
     }
 
     async fn appointment_by_id(&self, id: i64) -> Result<AppointmentRecord> {

@@ -171,6 +171,53 @@ async fn a_scheduler_books_and_cancels_and_races_have_one_winner() {
         );
     }
 
+    // Move it: to the next option; the screening is re-evaluated for the new date.
+    let (_, v) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{winner}/slots?limit=3"),
+    )
+    .await;
+    let next = v["slots"][0].clone();
+    let r = c
+        .put(app.at(&format!("/api/v1/cases/{winner}/appointment")))
+        .bearer_auth(&sched)
+        .json(&json!({"start": next["start"], "room": next["room"]["id"], "radiologist": next["radiologist"]["id"], "reason": "patient prefers later"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let moved: Value = r.json().await.unwrap();
+    assert_eq!(moved["start"], next["start"]);
+    let (_, case) = get(&app, &sched, &format!("/api/v1/cases/{winner}")).await;
+    assert_eq!(case["state"], "scheduled");
+    assert!(
+        case["timeline"].as_array().unwrap().last().unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .contains("patient prefers later")
+    );
+    // Moving to a time the room is closed is refused and the booking stays.
+    let r = c
+        .put(app.at(&format!("/api/v1/cases/{winner}/appointment")))
+        .bearer_auth(&sched)
+        .json(&json!({"start": saturday, "room": first["room"]["id"], "radiologist": first["radiologist"]["id"], "reason": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let (_, still) = get(&app, &sched, &format!("/api/v1/cases/{winner}/appointment")).await;
+    assert_eq!(still["start"], next["start"], "the old booking stands");
+    // Moving it back to the original time works: its own booking does not block it.
+    let r = c
+        .put(app.at(&format!("/api/v1/cases/{winner}/appointment")))
+        .bearer_auth(&sched)
+        .json(&json!({"start": first["start"], "room": first["room"]["id"], "radiologist": first["radiologist"]["id"], "reason": "back again"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
     // Cancel: the case is ready again and the time is free for the other case.
     let r = c
         .delete(app.at(&format!("/api/v1/cases/{winner}/appointment")))

@@ -673,6 +673,32 @@ pub(crate) struct Timeline {
 }
 
 impl Store {
+    /// Moves a case to a state inside the caller's transaction, only if nobody changed
+    /// it since it was read at `version` (otherwise a conflict, and the caller rolls back).
+    pub(crate) async fn set_case_state(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        case: CaseId,
+        state: CaseState,
+        version: i64,
+        at: Timestamp,
+    ) -> Result<()> {
+        let updated = sqlx::query(self.sql(
+            "UPDATE cases SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+        ))
+        .bind(state.as_str())
+        .bind(micros(at))
+        .bind(case.get())
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::concurrent_change())
+        }
+    }
+
     /// Appends to a case's timeline inside the caller's transaction.
     pub(crate) async fn insert_timeline(
         &self,

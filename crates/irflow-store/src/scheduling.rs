@@ -598,16 +598,8 @@ impl Store {
                 }
             }
         }
-        let updated = sqlx::query(self.sql("UPDATE cases SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?"))
-            .bind(event.to.as_str())
-            .bind(micros(at))
-            .bind(case_id.get())
-            .bind(case.version)
-            .execute(&mut *tx)
+        self.set_case_state(&mut tx, case_id, event.to, case.version, at)
             .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::concurrent_change());
-        }
         let when = option.start.strftime("%Y-%m-%dT%H:%MZ").to_string();
         self.insert_timeline(
             &mut tx,
@@ -795,16 +787,8 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        let updated = sqlx::query(self.sql("UPDATE cases SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?"))
-            .bind(event.to.as_str())
-            .bind(micros(at))
-            .bind(case_id.get())
-            .bind(case.version)
-            .execute(&mut *tx)
+        self.set_case_state(&mut tx, case_id, event.to, case.version, at)
             .await?;
-        if updated.rows_affected() != 1 {
-            return Err(StoreError::concurrent_change());
-        }
         self.insert_timeline(
             &mut tx,
             case_id,

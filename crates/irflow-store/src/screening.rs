@@ -529,18 +529,8 @@ impl Store {
             let request = TransitionRequest::new(Action::MarkReady)
                 .because(format!("{text}; all screening actions done"));
             let event = pathway::decide(case.state, &request, actor, at, today)?;
-            let updated = sqlx::query(self.sql(
-                "UPDATE cases SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
-            ))
-            .bind(event.to.as_str())
-            .bind(micros(at))
-            .bind(case_id.get())
-            .bind(case.version)
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
-                return Err(StoreError::concurrent_change());
-            }
+            self.set_case_state(&mut tx, case_id, event.to, case.version, at)
+                .await?;
             Timeline {
                 action: event.action.as_str(),
                 from: Some(event.from),

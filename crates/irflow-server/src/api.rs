@@ -275,13 +275,24 @@ pub async fn transition_case(
         deferred_until,
         return_reason,
     };
+    transition_and_show(&state, &caller, id, &request, body.expected_version).await
+}
+
+/// Moves a case and answers with it as `GET /api/v1/cases/{id}` does.
+async fn transition_and_show(
+    state: &AppState,
+    caller: &ApiCaller,
+    id: CaseId,
+    request: &TransitionRequest,
+    expected_version: Option<i64>,
+) -> ApiResult<Value> {
     state
         .store()
         .transition_case(
             &caller.actor(),
             id,
-            &request,
-            body.expected_version,
+            request,
+            expected_version,
             Timestamp::now(),
             state.today(),
         )
@@ -292,7 +303,7 @@ pub async fn transition_case(
         .case_detail(&caller.actor(), id)
         .await
         .map_err(not_found_case)?;
-    Ok(Json(detail_json(&detail, &caller, state.time_zone())))
+    Ok(Json(detail_json(&detail, caller, state.time_zone())))
 }
 
 /// Body of `POST /api/v1/cases/{id}/triage`.
@@ -372,24 +383,7 @@ pub async fn triage_case(
             .into());
         }
     };
-    state
-        .store()
-        .transition_case(
-            &caller.actor(),
-            id,
-            &request,
-            body.expected_version,
-            Timestamp::now(),
-            state.today(),
-        )
-        .await
-        .map_err(not_found_case)?;
-    let detail = state
-        .store()
-        .case_detail(&caller.actor(), id)
-        .await
-        .map_err(not_found_case)?;
-    Ok(Json(detail_json(&detail, &caller, state.time_zone())))
+    transition_and_show(&state, &caller, id, &request, body.expected_version).await
 }
 
 /// Query for `GET /api/v1/audit`.

@@ -47,6 +47,8 @@ fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
         Role::Admin => vec![
             ("cases", "/cases", "Cases"),
             ("vetting", "/vetting", "Vetting queue"),
+            ("calendar", "/calendar", "Calendar"),
+            ("resources", "/admin/resources", "Rooms & staff"),
             ("procedures", "/admin/procedures", "Procedures"),
             ("audit", "/admin/audit", "Audit log"),
             ("users", "/admin/users", "Users"),
@@ -57,13 +59,19 @@ fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
         ],
         Role::Scheduler => vec![
             ("cases", "/cases", "Worklist"),
+            ("calendar", "/calendar", "Calendar"),
+            ("waitlist", "/waitlist", "Waitlist"),
             ("new-referral", "/referrals/new", "Phone referral"),
         ],
         Role::Radiologist => vec![
             ("vetting", "/vetting", "Vetting queue"),
             ("cases", "/cases", "Worklist"),
+            ("calendar", "/calendar", "Calendar"),
         ],
-        Role::Nurse => vec![("cases", "/cases", "Worklist")],
+        Role::Nurse => vec![
+            ("cases", "/cases", "Worklist"),
+            ("calendar", "/calendar", "Calendar"),
+        ],
     }
 }
 
@@ -667,6 +675,7 @@ pub(crate) struct CasePage {
     can_screen: bool,
     screening: Option<ScreeningPanel>,
     booking: Option<BookingPanel>,
+    planning: Option<PlanningPanel>,
 }
 
 /// Booking on the case page: the appointment, or options to book.
@@ -676,6 +685,23 @@ pub(crate) struct BookingPanel {
     can_book: bool,
     unavailable: Option<String>,
     error: Option<String>,
+    /// On the waitlist, with its note.
+    waitlist: Option<String>,
+}
+
+/// The patient's scheduling preferences and the radiologist's plan, on the case page.
+pub(crate) struct PlanningPanel {
+    days: Vec<(&'static str, &'static str, bool)>,
+    time_of_day: &'static str,
+    prefs_note: String,
+    prefs_summary: String,
+    can_edit_prefs: bool,
+    guidance: &'static str,
+    contrast: &'static str,
+    plan_note: String,
+    plan_summary: String,
+    guidance_choices: Vec<(&'static str, &'static str)>,
+    can_edit_plan: bool,
 }
 
 pub(crate) struct AppointmentView {
@@ -1060,7 +1086,115 @@ pub(crate) async fn case_page_for(
             ),
         screening,
         booking,
+        planning: planning_panel(state, who, c).await?,
     })
+}
+
+async fn planning_panel(
+    state: &AppState,
+    who: &SignedIn,
+    c: &irflow_store::CaseSummary,
+) -> Result<Option<PlanningPanel>, AppError> {
+    use irflow_domain::scheduling::TimeOfDay;
+    let role = who.user.role;
+    if role == Role::Referrer
+        || !matches!(
+            c.state,
+            CaseState::Referred
+                | CaseState::Screening
+                | CaseState::Deferred
+                | CaseState::AwaitingAction
+                | CaseState::Ready
+                | CaseState::Scheduled
+                | CaseState::Confirmed
+        )
+    {
+        return Ok(None);
+    }
+    let actor = who.actor();
+    let prefs = state
+        .store()
+        .preferences(&actor, c.id)
+        .await
+        .map_err(case_error)?;
+    let plan = state
+        .store()
+        .case_plan(&actor, c.id)
+        .await
+        .map_err(case_error)?;
+    const DAYS: [(&str, &str, jiff::civil::Weekday); 7] = [
+        ("mon", "Mon", jiff::civil::Weekday::Monday),
+        ("tue", "Tue", jiff::civil::Weekday::Tuesday),
+        ("wed", "Wed", jiff::civil::Weekday::Wednesday),
+        ("thu", "Thu", jiff::civil::Weekday::Thursday),
+        ("fri", "Fri", jiff::civil::Weekday::Friday),
+        ("sat", "Sat", jiff::civil::Weekday::Saturday),
+        ("sun", "Sun", jiff::civil::Weekday::Sunday),
+    ];
+    let chosen: Vec<&str> = DAYS
+        .iter()
+        .filter(|d| prefs.days.contains(&d.2))
+        .map(|d| d.1)
+        .collect();
+    let time_of_day = match prefs.time_of_day {
+        None => "any",
+        Some(TimeOfDay::Morning) => "morning",
+        Some(TimeOfDay::Afternoon) => "afternoon",
+    };
+    let mut summary = match (chosen.is_empty(), time_of_day) {
+        (true, "any") => "No preference recorded".to_owned(),
+        (true, t) => format!("Any day, {t}s"),
+        (false, "any") => format!("{}, any time", chosen.join(", ")),
+        (false, t) => format!("{}, {t}s", chosen.join(", ")),
+    };
+    if !prefs.note.is_empty() {
+        summary.push_str(&format!(" · {}", prefs.note));
+    }
+    let procedure = state
+        .store()
+        .procedures()
+        .await?
+        .into_iter()
+        .find(|p| p.code == c.procedure_code);
+    let mut guidance_choices = vec![("any", "As the catalogue allows")];
+    if let Some(p) = &procedure {
+        for m in &p.modalities {
+            guidance_choices.push((m.as_str(), m.label()));
+        }
+    }
+    let contrast = match plan.contrast {
+        None => "undecided",
+        Some(true) => "yes",
+        Some(false) => "no",
+    };
+    let mut plan_summary = match plan.guidance {
+        None => "Any guidance the procedure allows".to_owned(),
+        Some(g) => format!("{} guidance", g.label()),
+    };
+    match plan.contrast {
+        Some(true) => plan_summary.push_str(", with contrast"),
+        Some(false) => plan_summary.push_str(", no contrast"),
+        None => {}
+    }
+    if !plan.note.is_empty() {
+        plan_summary.push_str(&format!(" · {}", plan.note));
+    }
+    Ok(Some(PlanningPanel {
+        days: DAYS
+            .iter()
+            .map(|d| (d.0, d.1, prefs.days.contains(&d.2)))
+            .collect(),
+        time_of_day,
+        prefs_note: prefs.note,
+        prefs_summary: summary,
+        can_edit_prefs: matches!(role, Role::Scheduler | Role::Nurse | Role::Admin),
+        guidance: plan.guidance.map_or("any", irflow_domain::Modality::as_str),
+        contrast,
+        plan_note: plan.note,
+        plan_summary,
+        guidance_choices,
+        can_edit_plan: matches!(role, Role::Radiologist | Role::Admin),
+    }))
 }
 
 async fn booking_panel(
@@ -1085,7 +1219,13 @@ async fn booking_panel(
             else {
                 return Ok(None);
             };
+            let (options, unavailable) = if can_book {
+                option_views(state, who, c).await?
+            } else {
+                (Vec::new(), None)
+            };
             Ok(Some(BookingPanel {
+                waitlist: state.store().waitlist_note(c.id).await?,
                 appointment: Some(AppointmentView {
                     when: format!(
                         "{} – {}",
@@ -1109,13 +1249,36 @@ async fn booking_panel(
                         )
                     }),
                 }),
-                options: Vec::new(),
+                options,
                 can_book,
-                unavailable: None,
+                unavailable,
                 error,
             }))
         }
         CaseState::Ready if can_book => {
+            let (options, unavailable) = option_views(state, who, c).await?;
+            Ok(Some(BookingPanel {
+                appointment: None,
+                options,
+                can_book,
+                unavailable,
+                error,
+                waitlist: state.store().waitlist_note(c.id).await?,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The earliest options for the case (to book, or to move to), as shown.
+async fn option_views(
+    state: &AppState,
+    who: &SignedIn,
+    c: &irflow_store::CaseSummary,
+) -> Result<(Vec<OptionView>, Option<String>), AppError> {
+    let tz = state.time_zone();
+    {
+        {
             let (options, unavailable) =
                 match crate::scheduling_api::options(state, &who.actor(), c.id, state.today(), 8)
                     .await
@@ -1164,15 +1327,8 @@ async fn booking_panel(
                     }
                     Err(e) => return Err(e),
                 };
-            Ok(Some(BookingPanel {
-                appointment: None,
-                options,
-                can_book,
-                unavailable,
-                error,
-            }))
+            Ok((options, unavailable))
         }
-        _ => Ok(None),
     }
 }
 
@@ -1239,6 +1395,10 @@ pub async fn case_page(
             "patient_match" => "Done: the patient match was recorded.".to_owned(),
             "screening" => "Done: the screening was saved.".to_owned(),
             "action" => "Done: the action was recorded.".to_owned(),
+            "preferences" => "Done: the patient's preferences were saved.".to_owned(),
+            "plan" => "Done: the procedure plan was saved.".to_owned(),
+            "waitlist" => "Done: the case is on the waitlist.".to_owned(),
+            "waitlist_removed" => "Done: the case is off the waitlist.".to_owned(),
             _ => "Done.".to_owned(),
         },
     });

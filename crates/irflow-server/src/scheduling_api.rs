@@ -8,9 +8,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use irflow_domain::CaseId;
 use irflow_domain::scheduling::{SlotOption, SlotRequest, check_option, find_slots};
 use irflow_domain::screening::Decision;
+use irflow_domain::{CaseId, CaseState};
 use irflow_store::{AppointmentRecord, SiteRecord};
 use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
@@ -26,7 +26,7 @@ pub const ARRIVE_MINUTES_BEFORE: i64 = 15;
 
 type ApiResult<T> = Result<T, ApiError>;
 
-async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
+pub(crate) async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
     state
         .store()
         .default_site()
@@ -36,7 +36,7 @@ async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
 
 /// The slot request for a case: procedure, modalities, duration, monitoring and the
 /// earliest safe instant from its latest screening (re-evaluated against `date` when given).
-async fn request_for(
+pub(crate) async fn request_for(
     state: &AppState,
     actor: &irflow_domain::Actor,
     id: CaseId,
@@ -61,6 +61,43 @@ async fn request_for(
                 detail.case.procedure_code
             ))
         })?;
+    match detail.case.state {
+        CaseState::Ready | CaseState::Scheduled | CaseState::Confirmed => {}
+        other => {
+            let why = match other {
+                CaseState::Deferred => " (the screening found a reason to wait)",
+                CaseState::AwaitingAction => " (screening actions are still open)",
+                CaseState::Referred => " (it has not been vetted)",
+                CaseState::Screening => " (the screening call is not done)",
+                _ => "",
+            };
+            return Err(AppError::Conflict(format!(
+                "this case is not ready to book: it is {}{why}",
+                other.label().to_lowercase()
+            )));
+        }
+    }
+    let plan = state
+        .store()
+        .case_plan(&actor, id)
+        .await
+        .map_err(crate::pages::case_error)?;
+    let modalities = match plan.guidance {
+        None => procedure.modalities.clone(),
+        Some(g) if procedure.modalities.contains(&g) => vec![g],
+        Some(g) => {
+            return Err(AppError::Conflict(format!(
+                "the radiologist's plan asks for {} guidance, which {} does not offer",
+                g.label(),
+                procedure.name
+            )));
+        }
+    };
+    let prefs = state
+        .store()
+        .preferences(&actor, id)
+        .await
+        .map_err(crate::pages::case_error)?;
     let decision = crate::api::reevaluate(state, &actor, id, from).await?;
     let not_before = match (&decision.earliest_safe_at, decision.decision) {
         (_, Decision::Review) => {
@@ -77,7 +114,7 @@ async fn request_for(
     };
     Ok(SlotRequest {
         procedure: procedure.code.clone(),
-        modalities: procedure.modalities.clone(),
+        modalities,
         duration_minutes: u32::from(procedure.duration_minutes),
         not_before,
         from,
@@ -85,12 +122,12 @@ async fn request_for(
         limit,
         step_minutes: 10,
         monitoring_minutes: decision.monitoring_minutes,
-        preferred_days: Vec::new(),
-        preferred_time: None,
+        preferred_days: prefs.days,
+        preferred_time: prefs.time_of_day,
     })
 }
 
-async fn option_json(
+pub(crate) async fn option_json(
     state: &AppState,
     site: &SiteRecord,
     o: &SlotOption,
@@ -116,7 +153,8 @@ async fn option_json(
     }))
 }
 
-/// The earliest bookable options for a case from a date.
+/// The earliest bookable options for a case from a date. A booked case's own
+/// appointment does not block it (these are the times it could move to).
 pub(crate) async fn options(
     state: &AppState,
     actor: &irflow_domain::Actor,
@@ -126,17 +164,34 @@ pub(crate) async fn options(
 ) -> Result<(SiteRecord, Vec<SlotOption>), AppError> {
     let site = site(state).await?;
     let req = request_for(state, actor, id, from, limit).await?;
-    let horizon_end =
-        req.not_before + SignedDuration::from_hours(24 * i64::from(req.days_ahead + 2));
-    let res = state
+    let current = state
         .store()
-        .slot_resources(
-            &site,
-            req.not_before - SignedDuration::from_hours(24),
-            horizon_end,
-        )
-        .await?;
-    Ok((site, find_slots(&res, &req)))
+        .appointment_for_case(actor, id)
+        .await
+        .map_err(crate::pages::case_error)?;
+    let found = find_in(state, &site, &req, current.as_ref().map(|a| a.id)).await?;
+    Ok((site, found))
+}
+
+/// Runs the finder over the request's horizon, leaving out one appointment if asked.
+pub(crate) async fn find_in(
+    state: &AppState,
+    site: &SiteRecord,
+    req: &SlotRequest,
+    exclude: Option<i64>,
+) -> Result<Vec<SlotOption>, AppError> {
+    let from = req.not_before - SignedDuration::from_hours(24);
+    let to = req.not_before + SignedDuration::from_hours(24 * i64::from(req.days_ahead + 2));
+    let res = match exclude {
+        None => state.store().slot_resources(site, from, to).await?,
+        Some(a) => {
+            state
+                .store()
+                .slot_resources_excluding(site, from, to, a)
+                .await?
+        }
+    };
+    Ok(find_slots(&res, req))
 }
 
 /// Books one requested option for a case, checked rule by rule.
@@ -255,7 +310,7 @@ pub(crate) fn appointment_json(state: &AppState, a: &AppointmentRecord) -> Value
     json!({
         "id": a.id,
         "case_id": a.case_id.get(),
-        "status": a.status,
+        "status": a.state(),
         "start": rfc3339_local(a.start, tz),
         "end": rfc3339_local(a.end, tz),
         "arrive_by": rfc3339_local(a.start - SignedDuration::from_mins(ARRIVE_MINUTES_BEFORE), tz),
@@ -346,6 +401,82 @@ pub struct MoveBody {
     reason: String,
 }
 
+/// Moves a case's appointment to one requested option, checked rule by rule against
+/// the screening re-evaluated for the new date; the old time stays booked if the new
+/// one cannot be had.
+pub(crate) async fn move_option(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    start: Timestamp,
+    room: i64,
+    radiologist: i64,
+    reason: &str,
+) -> Result<AppointmentRecord, AppError> {
+    if !matches!(
+        actor.role,
+        Some(irflow_domain::Role::Scheduler | irflow_domain::Role::Admin)
+    ) {
+        return Err(AppError::Forbidden(
+            "appointments are moved by schedulers".to_owned(),
+        ));
+    }
+    if reason.trim().is_empty() {
+        return Err(AppError::Invalid(
+            "say why the appointment moves".to_owned(),
+        ));
+    }
+    if start <= Timestamp::now() {
+        return Err(AppError::Invalid(
+            "cannot move it then: that time has already passed".to_owned(),
+        ));
+    }
+    let site = site(state).await?;
+    let current = state
+        .store()
+        .appointment_for_case(actor, id)
+        .await
+        .map_err(crate::pages::case_error)?
+        .ok_or_else(|| {
+            AppError::Conflict("this case has no booked appointment to move".to_owned())
+        })?;
+    let date = start.to_zoned_datetime(state.time_zone().clone()).date();
+    let req = request_for(state, actor, id, date, 1).await?;
+    // The case's own current booking does not block its move.
+    let res = state
+        .store()
+        .slot_resources_excluding(
+            &site,
+            start - SignedDuration::from_hours(24),
+            start + SignedDuration::from_hours(24),
+            current.id,
+        )
+        .await?;
+    let option = check_option(&res, &req, start, room, radiologist)
+        .map_err(|rule| AppError::Invalid(format!("cannot move it then: {rule}")))?;
+    let turnaround = state
+        .store()
+        .rooms(site.id)
+        .await?
+        .iter()
+        .find(|r| r.id == option.room)
+        .map_or(0, |r| r.turnaround_minutes);
+    state
+        .store()
+        .reschedule_appointment(
+            actor,
+            id,
+            &site,
+            &option,
+            turnaround,
+            reason,
+            Timestamp::now(),
+            state.today(),
+        )
+        .await
+        .map_err(crate::pages::case_error)
+}
+
 /// `PUT /api/v1/cases/{id}/appointment`: moves the appointment to another option,
 /// re-evaluating the screening for the new date; the old time stays booked if the new
 /// one cannot be had.
@@ -357,81 +488,19 @@ pub async fn reschedule(
 ) -> ApiResult<Json<Value>> {
     let id = parse_case_id(&id)?;
     let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let actor = caller.actor();
-    if !matches!(
-        actor.role,
-        Some(irflow_domain::Role::Scheduler | irflow_domain::Role::Admin)
-    ) {
-        return Err(AppError::Forbidden("appointments are moved by schedulers".to_owned()).into());
-    }
-    if body.reason.trim().is_empty() {
-        return Err(AppError::Invalid("say why the appointment moves".to_owned()).into());
-    }
     let start: Timestamp = body.start.parse().map_err(|_| {
         AppError::BadRequest("start must be an RFC 3339 time with its offset".to_owned())
     })?;
-    if start <= Timestamp::now() {
-        return Err(AppError::Invalid(
-            "cannot move it then: that time has already passed".to_owned(),
-        )
-        .into());
-    }
-    let site = site(&state).await?;
-    let current = state
-        .store()
-        .appointment_for_case(&actor, id)
-        .await
-        .map_err(crate::pages::case_error)?
-        .ok_or_else(|| {
-            AppError::Conflict("this case has no booked appointment to move".to_owned())
-        })?;
-    let date = start.to_zoned_datetime(state.time_zone().clone()).date();
-    let req = request_for(&state, &actor, id, date, 1).await?;
-    let mut res = state
-        .store()
-        .slot_resources(
-            &site,
-            start - SignedDuration::from_hours(24),
-            start + SignedDuration::from_hours(24),
-        )
-        .await?;
-    // The case's own current booking does not block its move: rebuild without it.
-    if current.start > start - SignedDuration::from_hours(24)
-        && current.start < start + SignedDuration::from_hours(24)
-    {
-        res = state
-            .store()
-            .slot_resources_excluding(
-                &site,
-                start - SignedDuration::from_hours(24),
-                start + SignedDuration::from_hours(24),
-                current.id,
-            )
-            .await?;
-    }
-    let option = check_option(&res, &req, start, body.room, body.radiologist)
-        .map_err(|rule| AppError::Invalid(format!("cannot move it then: {rule}")))?;
-    let turnaround = state
-        .store()
-        .rooms(site.id)
-        .await?
-        .iter()
-        .find(|r| r.id == option.room)
-        .map_or(0, |r| r.turnaround_minutes);
-    let appointment = state
-        .store()
-        .reschedule_appointment(
-            &actor,
-            id,
-            &site,
-            &option,
-            turnaround,
-            &body.reason,
-            Timestamp::now(),
-            state.today(),
-        )
-        .await
-        .map_err(crate::pages::case_error)?;
+    let appointment = move_option(
+        &state,
+        &caller.actor(),
+        id,
+        start,
+        body.room,
+        body.radiologist,
+        &body.reason,
+    )
+    .await?;
     Ok(Json(appointment_json(&state, &appointment)))
 }
 
@@ -451,16 +520,157 @@ pub async fn cancel(
 ) -> ApiResult<Json<Value>> {
     let id = parse_case_id(&id)?;
     let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    state
+    let actor = caller.actor();
+    let freed = state
         .store()
-        .cancel_appointment(
-            &caller.actor(),
-            id,
-            &body.reason,
-            Timestamp::now(),
-            state.today(),
-        )
+        .appointment_for_case(&actor, id)
         .await
         .map_err(crate::pages::case_error)?;
-    Ok(Json(json!({ "cancelled": true, "case_id": id.get() })))
+    state
+        .store()
+        .cancel_appointment(&actor, id, &body.reason, Timestamp::now(), state.today())
+        .await
+        .map_err(crate::pages::case_error)?;
+    // The freed time goes to the waitlist: say whom it suits.
+    let offers = match &freed {
+        Some(a)
+            if matches!(
+                actor.role,
+                Some(irflow_domain::Role::Scheduler | irflow_domain::Role::Admin)
+            ) =>
+        {
+            let found = crate::waitlist::freed_offers(&state, &actor, Some(a)).await?;
+            crate::waitlist::offers_json(&state, &found).await?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Json(json!({
+        "cancelled": true,
+        "case_id": id.get(),
+        "offered_to_waitlist": offers.first().map_or_else(|| json!([]), |o| o["candidates"].clone()),
+    })))
+}
+
+fn preferences_json(p: &irflow_store::Preferences) -> Value {
+    json!({
+        "days": p.days.iter().map(|d| match d {
+            jiff::civil::Weekday::Monday => "mon",
+            jiff::civil::Weekday::Tuesday => "tue",
+            jiff::civil::Weekday::Wednesday => "wed",
+            jiff::civil::Weekday::Thursday => "thu",
+            jiff::civil::Weekday::Friday => "fri",
+            jiff::civil::Weekday::Saturday => "sat",
+            jiff::civil::Weekday::Sunday => "sun",
+        }).collect::<Vec<_>>(),
+        "time_of_day": p.time_of_day.map(|t| match t {
+            irflow_domain::scheduling::TimeOfDay::Morning => "morning",
+            irflow_domain::scheduling::TimeOfDay::Afternoon => "afternoon",
+        }),
+        "note": p.note,
+    })
+}
+
+/// `GET /api/v1/cases/{id}/preferences`: when the patient would rather come.
+pub async fn get_preferences(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_case_id(&id)?;
+    let p = state
+        .store()
+        .preferences(&caller.actor(), id)
+        .await
+        .map_err(crate::pages::case_error)?;
+    Ok(Json(preferences_json(&p)))
+}
+
+/// Body of `PUT /api/v1/cases/{id}/preferences`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    #[serde(default)]
+    days: Vec<String>,
+    #[serde(default)]
+    time_of_day: Option<String>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `PUT /api/v1/cases/{id}/preferences`: records the patient's preferred days and
+/// time of day; slots are ranked by them.
+pub async fn put_preferences(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<PreferencesBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_case_id(&id)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let p = crate::booking_pages::parse_preferences(
+        &body.days,
+        body.time_of_day.as_deref(),
+        &body.note,
+    )?;
+    state
+        .store()
+        .set_preferences(&caller.actor(), id, &p, Timestamp::now())
+        .await
+        .map_err(crate::pages::case_error)?;
+    Ok(Json(preferences_json(&p)))
+}
+
+fn plan_json(p: &irflow_store::CasePlan) -> Value {
+    json!({
+        "guidance": p.guidance.map(irflow_domain::Modality::as_str),
+        "contrast": p.contrast,
+        "note": p.note,
+    })
+}
+
+/// `GET /api/v1/cases/{id}/plan`: the radiologist's guidance plan.
+pub async fn get_plan(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_case_id(&id)?;
+    let p = state
+        .store()
+        .case_plan(&caller.actor(), id)
+        .await
+        .map_err(crate::pages::case_error)?;
+    Ok(Json(plan_json(&p)))
+}
+
+/// Body of `PUT /api/v1/cases/{id}/plan`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanBody {
+    #[serde(default)]
+    guidance: Option<String>,
+    #[serde(default)]
+    contrast: Option<bool>,
+    #[serde(default)]
+    note: String,
+}
+
+/// `PUT /api/v1/cases/{id}/plan` (radiologist, admin): e.g. CT guidance without
+/// contrast; booking then offers only rooms with that guidance.
+pub async fn put_plan(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Result<Json<PlanBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let id = parse_case_id(&id)?;
+    let Json(body) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let contrast = body.contrast.map(|c| if c { "yes" } else { "no" });
+    let p = crate::booking_pages::parse_plan(body.guidance.as_deref(), contrast, &body.note)?;
+    state
+        .store()
+        .set_case_plan(&caller.actor(), id, &p, Timestamp::now())
+        .await
+        .map_err(crate::pages::case_error)?;
+    Ok(Json(plan_json(&p)))
 }

@@ -631,6 +631,7 @@ impl Store {
         if updated.rows_affected() != 1 {
             return Err(StoreError::concurrent_change());
         }
+        self.record_attendance(&mut tx, id, &event, at).await?;
         self.insert_timeline(
             &mut tx,
             id,
@@ -659,6 +660,58 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(event)
+    }
+}
+
+impl Store {
+    /// Keeps the case's booked appointment in step with a pathway move, in the same
+    /// transaction: check-in marks it arrived; a no-show or a cancellation ends it and
+    /// releases its room, radiologist and chair so that the time can be offered again.
+    async fn record_attendance(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        case: CaseId,
+        event: &PathwayEvent,
+        at: Timestamp,
+    ) -> Result<()> {
+        let booked: Option<i64> = sqlx::query_scalar(
+            self.sql("SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'"),
+        )
+        .bind(case.get())
+        .fetch_one(&mut **tx)
+        .await?;
+        let Some(appointment) = booked else {
+            return Ok(());
+        };
+        let why = event.reason.clone().unwrap_or_default();
+        let (attendance, release, reason) = match event.action {
+            Action::CheckIn => (Some("arrived"), false, None),
+            Action::RecordNoShow => (Some("no_show"), true, Some(format!("no-show: {why}"))),
+            Action::Cancel => (None, true, Some(format!("case cancelled: {why}"))),
+            _ => return Ok(()),
+        };
+        if release {
+            sqlx::query(self.sql("DELETE FROM reservations WHERE appointment_id = ?"))
+                .bind(appointment)
+                .execute(&mut **tx)
+                .await?;
+        }
+        sqlx::query(self.sql(
+            "UPDATE appointments
+             SET attendance = COALESCE(?, attendance),
+                 attendance_at = COALESCE(?, attendance_at),
+                 status = CASE WHEN ? = 1 THEN 'cancelled' ELSE status END,
+                 cancelled_reason = COALESCE(?, cancelled_reason)
+             WHERE id = ?",
+        ))
+        .bind(attendance)
+        .bind(attendance.map(|_| micros(at)))
+        .bind(i64::from(release))
+        .bind(reason)
+        .bind(appointment)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 }
 

@@ -40,6 +40,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_scheduling.sql"),
         postgres: include_str!("../migrations/postgres/0004_scheduling.sql"),
     },
+    Migration {
+        version: 5,
+        name: "attendance_waitlist",
+        sqlite: include_str!("../migrations/sqlite/0005_attendance_waitlist.sql"),
+        postgres: include_str!("../migrations/postgres/0005_attendance_waitlist.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -82,6 +82,58 @@ pub struct AppointmentRecord {
     pub chair_window: Option<(Timestamp, Timestamp)>,
     /// `booked` or `cancelled`.
     pub status: String,
+    /// `arrived` (checked in) or `no_show`, once known.
+    pub attendance: Option<String>,
+}
+
+impl AppointmentRecord {
+    /// One word for the appointment's state: `booked`, `arrived`, `no_show` or `cancelled`.
+    pub fn state(&self) -> &str {
+        match (self.attendance.as_deref(), self.status.as_str()) {
+            (Some(a), _) => a,
+            (None, s) => s,
+        }
+    }
+}
+
+/// An appointment with whom it is for, as calendars and searches list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentListing {
+    /// The appointment.
+    pub appointment: AppointmentRecord,
+    /// The patient.
+    pub patient_id: i64,
+    /// Family name.
+    pub family_name: String,
+    /// Given name.
+    pub given_name: String,
+    /// Local MRN, if known.
+    pub mrn: Option<String>,
+    /// Ordered procedure (CPT).
+    pub procedure_code: String,
+    /// Its name.
+    pub procedure_name: String,
+    /// Where the case is on the pathway.
+    pub case_state: irflow_domain::CaseState,
+}
+
+/// Which appointments to list. Times bound the appointment's start.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    /// Starting at or after.
+    pub from: Option<Timestamp>,
+    /// Starting before.
+    pub to: Option<Timestamp>,
+    /// Only this patient's.
+    pub patient: Option<i64>,
+    /// Only in this room.
+    pub room: Option<i64>,
+    /// Only with this radiologist.
+    pub radiologist: Option<i64>,
+    /// Also cancelled ones (and no-shows).
+    pub include_cancelled: bool,
+    /// At most this many (default 500).
+    pub limit: Option<i64>,
 }
 
 fn weekday_number(w: Weekday) -> i64 {
@@ -679,10 +731,10 @@ impl Store {
         result.map_err(hide_denial)
     }
 
-    async fn appointment_by_id(&self, id: i64) -> Result<AppointmentRecord> {
+    pub(crate) async fn appointment_by_id(&self, id: i64) -> Result<AppointmentRecord> {
         let row = sqlx::query(self.sql(
             "SELECT a.id, a.case_id, a.site_id, a.room_id, r.name AS room_name, a.radiologist_id, u.display_name AS radiologist_name,
-                    a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at, a.status
+                    a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at, a.status, a.attendance
              FROM appointments a JOIN rooms r ON r.id = a.room_id JOIN users u ON u.id = a.radiologist_id
              WHERE a.id = ?",
         ))
@@ -857,6 +909,7 @@ fn appointment_from_row(row: &AnyRow) -> Result<AppointmentRecord> {
             _ => None,
         },
         status: row.try_get("status")?,
+        attendance: row.try_get("attendance")?,
     })
 }
 
@@ -905,5 +958,121 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
             .collect()
+    }
+}
+
+impl Store {
+    /// Appointments (with their patients) matching a filter, earliest first; an audited
+    /// read of patient data. Referrers see only their own cases' appointments.
+    pub async fn appointments(
+        &self,
+        actor: &Actor,
+        filter: &AppointmentFilter,
+    ) -> Result<Vec<AppointmentListing>> {
+        let result = async {
+            let scope = scope_of(actor)?;
+            let rows = sqlx::query(self.sql(
+                "SELECT a.id, a.case_id, a.site_id, a.room_id, r.name AS room_name, a.radiologist_id,
+                        u.display_name AS radiologist_name, a.chair_id, a.starts_at, a.ends_at,
+                        a.chair_starts_at, a.chair_ends_at, a.status, a.attendance,
+                        c.patient_id, p.family_name, p.given_name, p.mrn, c.procedure_code,
+                        c.procedure_name, c.state AS case_state
+                 FROM appointments a
+                 JOIN rooms r ON r.id = a.room_id
+                 JOIN users u ON u.id = a.radiologist_id
+                 JOIN cases c ON c.id = a.case_id
+                 JOIN patients p ON p.id = c.patient_id
+                 WHERE (CAST(? AS BIGINT) IS NULL OR a.starts_at >= ?)
+                   AND (CAST(? AS BIGINT) IS NULL OR a.starts_at < ?)
+                   AND (CAST(? AS BIGINT) IS NULL OR c.patient_id = ?)
+                   AND (CAST(? AS BIGINT) IS NULL OR a.room_id = ?)
+                   AND (CAST(? AS BIGINT) IS NULL OR a.radiologist_id = ?)
+                   AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+                   AND (? = 1 OR a.status = 'booked' OR a.attendance = 'no_show')
+                 ORDER BY a.starts_at, a.id
+                 LIMIT ?",
+            ))
+            .bind(filter.from.map(micros))
+            .bind(filter.from.map(micros))
+            .bind(filter.to.map(micros))
+            .bind(filter.to.map(micros))
+            .bind(filter.patient)
+            .bind(filter.patient)
+            .bind(filter.room)
+            .bind(filter.room)
+            .bind(filter.radiologist)
+            .bind(filter.radiologist)
+            .bind(scope.referrer_filter())
+            .bind(scope.referrer_filter())
+            .bind(i64::from(filter.include_cancelled))
+            .bind(filter.limit.unwrap_or(500).clamp(1, 5000))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let state: String = row.try_get("case_state")?;
+                    Ok(AppointmentListing {
+                        appointment: appointment_from_row(row)?,
+                        patient_id: row.try_get("patient_id")?,
+                        family_name: row.try_get("family_name")?,
+                        given_name: row.try_get("given_name")?,
+                        mrn: row.try_get("mrn")?,
+                        procedure_code: row.try_get("procedure_code")?,
+                        procedure_name: row.try_get("procedure_name")?,
+                        case_state: parse_stored("case state", &state)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        }
+        .await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        let mut event = NewAuditEvent::new(actor, "list", "appointment", outcome);
+        if let Ok(found) = &result {
+            event = event.detail(format!("count={}", found.len()));
+        }
+        self.record_audit(event).await?;
+        result.map_err(hide_denial)
+    }
+
+    /// One appointment by id (with its patient), an audited read; referrers only
+    /// their own cases'.
+    pub async fn appointment_listing(
+        &self,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<Option<AppointmentListing>> {
+        let result = async {
+            let scope = scope_of(actor)?;
+            let case: Option<i64> =
+                sqlx::query_scalar(self.sql("SELECT case_id FROM appointments WHERE id = ?"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let Some(case) = case else { return Ok(None) };
+            let summary = self.case_summary(CaseId::new(case)).await?;
+            if !scope.allows(summary.referrer_id) {
+                return Err(StoreError::Denied("not a case this referrer referred"));
+            }
+            let appointment = self.appointment_by_id(id).await?;
+            Ok(Some(AppointmentListing {
+                appointment,
+                patient_id: summary.patient_id.get(),
+                family_name: summary.family_name.clone(),
+                given_name: summary.given_name.clone(),
+                mrn: summary.mrn.clone(),
+                procedure_code: summary.procedure_code.clone(),
+                procedure_name: summary.procedure_name.clone(),
+                case_state: summary.state,
+            }))
+        }
+        .await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        self.record_audit(NewAuditEvent::new(actor, "read", "appointment", outcome).entity(id))
+            .await?;
+        result.map_err(hide_denial)
     }
 }

@@ -1184,3 +1184,433 @@ on_every_backend!(
     racing_bookings_have_exactly_one_winner_everywhere,
     racing_bookings_have_exactly_one_winner
 );
+
+/// One step of a random scheduling session.
+#[derive(Debug, Clone)]
+enum BookingOp {
+    /// Book case `case` at a start on the grid, in a room, with a radiologist.
+    Book {
+        case: usize,
+        day: i64,
+        slot: i64,
+        room: usize,
+        rad: usize,
+    },
+    /// Two cases race for starts at the same time (concurrently).
+    Race {
+        a: usize,
+        b: usize,
+        day: i64,
+        slot: i64,
+        room: usize,
+        rad: usize,
+    },
+    /// Move the case's booking.
+    Move {
+        case: usize,
+        day: i64,
+        slot: i64,
+        room: usize,
+        rad: usize,
+    },
+    /// Cancel the case's booking.
+    Cancel { case: usize },
+    /// Record a no-show (the time is released).
+    NoShow { case: usize },
+}
+
+fn booking_op() -> impl proptest::strategy::Strategy<Value = BookingOp> {
+    use proptest::prelude::*;
+    let at = || (0i64..3, 0i64..20, 0usize..3, 0usize..2);
+    prop_oneof![
+        4 => (0usize..6, at()).prop_map(|(case, (day, slot, room, rad))| BookingOp::Book { case, day, slot, room, rad }),
+        2 => (0usize..6, 0usize..6, at()).prop_map(|(a, b, (day, slot, room, rad))| BookingOp::Race { a, b, day, slot, room, rad }),
+        2 => (0usize..6, at()).prop_map(|(case, (day, slot, room, rad))| BookingOp::Move { case, day, slot, room, rad }),
+        1 => (0usize..6).prop_map(|case| BookingOp::Cancel { case }),
+        1 => (0usize..6).prop_map(|case| BookingOp::NoShow { case }),
+    ]
+}
+
+/// Random sequences of bookings, races, moves, cancellations and no-shows, each step
+/// checked as the server checks it (the domain's `check_option` against the case's
+/// earliest safe instant, then the store): after every step no room (with its
+/// turnaround), radiologist or chair is double booked, no booking starts before its
+/// case is safe or outside opening hours, and every case's state matches its booking.
+async fn random_booking_sequences_never_double_book_or_book_unsafely(db: &TestDatabase) {
+    use irflow_domain::scheduling::{SlotRequest, WeeklyWindow, check_option};
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let store = &db.store;
+    let w = world(store).await;
+    let scheduler = user(store, "sched", Role::Scheduler, None).await.actor();
+    let rad2 = user(store, "rad2", Role::Radiologist, None).await;
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    store
+        .create_site(&w.admin, "Main", "America/New_York")
+        .await
+        .unwrap();
+    let site = store.default_site().await.unwrap().unwrap();
+    let mut rooms = Vec::new();
+    for (name, modality) in [
+        ("Fluoro 1", irflow_domain::Modality::Fluoroscopy),
+        ("Fluoro 2", irflow_domain::Modality::Fluoroscopy),
+        ("CT 1", irflow_domain::Modality::Ct),
+    ] {
+        rooms.push(
+            store
+                .create_room(&w.admin, site.id, name, modality, 10)
+                .await
+                .unwrap(),
+        );
+    }
+    let chair = store
+        .create_chair(&w.admin, site.id, "Chair 1")
+        .await
+        .unwrap();
+    let rad1 = store.user_by_username("rad").await.unwrap().id.get();
+    let rads = [rad1, rad2.id.get()];
+    for r in rads {
+        store
+            .set_credentials(&w.admin, irflow_domain::UserId::new(r), &["64483"])
+            .await
+            .unwrap();
+    }
+    // A Monday-Wednesday week in January: rooms 08:00-12:00, radiologists 08:00-11:00
+    // (rad2 from 09:00), one chair 08:00-12:30. Starts run 08:00-11:10.
+    let window = |weekday, from: i8, to: (i8, i8)| WeeklyWindow {
+        weekday,
+        start: jiff::civil::time(from, 0, 0, 0),
+        end: jiff::civil::time(to.0, to.1, 0, 0),
+    };
+    use irflow_store::ResourceKind as K;
+    for d in [
+        jiff::civil::Weekday::Monday,
+        jiff::civil::Weekday::Tuesday,
+        jiff::civil::Weekday::Wednesday,
+    ] {
+        for room in &rooms {
+            store
+                .add_availability(&w.admin, K::Room, *room, window(d, 8, (12, 0)))
+                .await
+                .unwrap();
+        }
+        store
+            .add_availability(&w.admin, K::Radiologist, rad1, window(d, 8, (11, 0)))
+            .await
+            .unwrap();
+        store
+            .add_availability(&w.admin, K::Radiologist, rads[1], window(d, 9, (11, 0)))
+            .await
+            .unwrap();
+        store
+            .add_availability(&w.admin, K::Chair, chair, window(d, 8, (12, 30)))
+            .await
+            .unwrap();
+    }
+    let monday = jiff::civil::date(2027, 1, 11);
+    let start_of = |day: i64, slot: i64| {
+        (monday + jiff::Span::new().days(day))
+            .to_datetime(jiff::civil::time(8, 0, 0, 0))
+            .to_zoned_datetime(tz.clone())
+            .unwrap()
+            .timestamp()
+            + SignedDuration::from_mins(10 * slot)
+    };
+    let mut runner = TestRunner::deterministic();
+    let (mut won, mut raced) = (0usize, 0usize);
+    let sequences = proptest::collection::vec(booking_op(), 10..40);
+    for round in 0..6 {
+        // Fresh cases each round; each has its own earliest safe instant (some are
+        // held until Tuesday 09:00, some need a recovery chair).
+        let mut cases = Vec::new();
+        for i in 0..6 {
+            let case = ready_case(store, &w, &format!("Prop{round}x{i}")).await;
+            let not_before = if i % 3 == 0 {
+                start_of(1, 6) // Tuesday 09:00: nothing before is safe
+            } else {
+                Timestamp::now()
+            };
+            let monitoring = (i % 2 == 1).then_some(60);
+            cases.push((case, not_before, monitoring));
+        }
+        let ops = sequences.new_tree(&mut runner).unwrap().current();
+        for op in &ops {
+            let request = |i: usize, day: i64| SlotRequest {
+                procedure: "64483".into(),
+                modalities: vec![
+                    irflow_domain::Modality::Fluoroscopy,
+                    irflow_domain::Modality::Ct,
+                ],
+                duration_minutes: 20,
+                not_before: cases[i].1,
+                from: monday + jiff::Span::new().days(day),
+                days_ahead: 1,
+                limit: 1,
+                step_minutes: 10,
+                monitoring_minutes: cases[i].2,
+                preferred_days: Vec::new(),
+                preferred_time: None,
+            };
+            let lo = start_of(-1, 0);
+            let hi = start_of(4, 0);
+            match op.clone() {
+                BookingOp::Book {
+                    case,
+                    day,
+                    slot,
+                    room,
+                    rad,
+                } => {
+                    let res = store.slot_resources(&site, lo, hi).await.unwrap();
+                    if let Ok(option) = check_option(
+                        &res,
+                        &request(case, day),
+                        start_of(day, slot),
+                        rooms[room],
+                        rads[rad],
+                    ) {
+                        let r = store
+                            .book_appointment(
+                                &scheduler,
+                                cases[case].0,
+                                &site,
+                                &option,
+                                10,
+                                None,
+                                Timestamp::now(),
+                                today(),
+                            )
+                            .await;
+                        assert!(
+                            matches!(
+                                r,
+                                Ok(_) | Err(StoreError::Transition(_) | StoreError::Conflict(_))
+                            ),
+                            "{r:?}"
+                        );
+                        won += usize::from(r.is_ok());
+                    }
+                }
+                BookingOp::Race {
+                    a,
+                    b,
+                    day,
+                    slot,
+                    room,
+                    rad,
+                } => {
+                    let res = store.slot_resources(&site, lo, hi).await.unwrap();
+                    let oa = check_option(
+                        &res,
+                        &request(a, day),
+                        start_of(day, slot),
+                        rooms[room],
+                        rads[rad],
+                    );
+                    let ob = check_option(
+                        &res,
+                        &request(b, day),
+                        start_of(day, slot),
+                        rooms[room],
+                        rads[rad],
+                    );
+                    if let (Ok(oa), Ok(ob)) = (oa, ob) {
+                        let (ra, rb) = tokio::join!(
+                            store.book_appointment(
+                                &scheduler,
+                                cases[a].0,
+                                &site,
+                                &oa,
+                                10,
+                                None,
+                                Timestamp::now(),
+                                today()
+                            ),
+                            store.book_appointment(
+                                &scheduler,
+                                cases[b].0,
+                                &site,
+                                &ob,
+                                10,
+                                None,
+                                Timestamp::now(),
+                                today()
+                            ),
+                        );
+                        if a != b {
+                            assert!(
+                                !(ra.is_ok() && rb.is_ok()),
+                                "both won the same room and radiologist"
+                            );
+                            raced += 1;
+                        }
+                        won += usize::from(ra.is_ok()) + usize::from(rb.is_ok());
+                    }
+                }
+                BookingOp::Move {
+                    case,
+                    day,
+                    slot,
+                    room,
+                    rad,
+                } => {
+                    let current = store
+                        .appointment_for_case(&scheduler, cases[case].0)
+                        .await
+                        .unwrap();
+                    if let Some(current) = current {
+                        let res = store
+                            .slot_resources_excluding(&site, lo, hi, current.id)
+                            .await
+                            .unwrap();
+                        if let Ok(option) = check_option(
+                            &res,
+                            &request(case, day),
+                            start_of(day, slot),
+                            rooms[room],
+                            rads[rad],
+                        ) {
+                            let r = store
+                                .reschedule_appointment(
+                                    &scheduler,
+                                    cases[case].0,
+                                    &site,
+                                    &option,
+                                    10,
+                                    "random move",
+                                    Timestamp::now(),
+                                    today(),
+                                )
+                                .await;
+                            assert!(matches!(r, Ok(_) | Err(StoreError::Conflict(_))), "{r:?}");
+                            won += usize::from(r.is_ok());
+                            if r.is_err() {
+                                let still = store
+                                    .appointment_for_case(&scheduler, cases[case].0)
+                                    .await
+                                    .unwrap();
+                                assert_eq!(
+                                    still.map(|a| a.id),
+                                    Some(current.id),
+                                    "a failed move keeps the old booking"
+                                );
+                            }
+                        }
+                    }
+                }
+                BookingOp::Cancel { case } => {
+                    let _ = store
+                        .cancel_appointment(
+                            &scheduler,
+                            cases[case].0,
+                            "random cancel",
+                            Timestamp::now(),
+                            today(),
+                        )
+                        .await;
+                }
+                BookingOp::NoShow { case } => {
+                    let done = store
+                        .transition_case(
+                            &scheduler,
+                            cases[case].0,
+                            &TransitionRequest::new(Action::RecordNoShow)
+                                .because("random no-show".to_owned()),
+                            None,
+                            Timestamp::now(),
+                            today(),
+                        )
+                        .await;
+                    if done.is_ok() {
+                        store
+                            .transition_case(
+                                &scheduler,
+                                cases[case].0,
+                                &TransitionRequest::new(Action::Rebook),
+                                None,
+                                Timestamp::now(),
+                                today(),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            // The invariants, read back from the database.
+            let booked = store
+                .appointments(
+                    &Actor::system("check"),
+                    &irflow_store::AppointmentFilter::default(),
+                )
+                .await
+                .unwrap();
+            let booked: Vec<_> = booked
+                .iter()
+                .map(|l| l.appointment.clone())
+                .filter(|a| a.status == "booked")
+                .collect();
+            for (i, x) in booked.iter().enumerate() {
+                for y in &booked[i + 1..] {
+                    let turn = SignedDuration::from_mins(10);
+                    assert!(
+                        !(x.room_id == y.room_id
+                            && x.start < y.end + turn
+                            && y.start < x.end + turn),
+                        "room double booked after {op:?}: {x:?} {y:?}"
+                    );
+                    assert!(
+                        !(x.radiologist_id == y.radiologist_id
+                            && x.start < y.end
+                            && y.start < x.end),
+                        "radiologist double booked after {op:?}"
+                    );
+                    if let (Some(cx), Some(cy), Some(wx), Some(wy)) =
+                        (x.chair_id, y.chair_id, x.chair_window, y.chair_window)
+                    {
+                        assert!(
+                            !(cx == cy && wx.0 < wy.1 && wy.0 < wx.1),
+                            "chair double booked after {op:?}"
+                        );
+                    }
+                    assert_ne!(x.case_id, y.case_id, "one booking per case");
+                }
+                // Earlier rounds' cases keep their bookings (more contention); the
+                // current round's are checked against their own safety and escort.
+                if let Some(&(_, not_before, monitoring)) = cases.iter().find(|c| c.0 == x.case_id)
+                {
+                    assert!(
+                        x.start >= not_before,
+                        "booked before it is safe after {op:?}: {x:?}"
+                    );
+                    assert_eq!(
+                        monitoring.is_some(),
+                        x.chair_id.is_some(),
+                        "a chair exactly for patients without an escort"
+                    );
+                }
+                let local = x.start.to_zoned_datetime(tz.clone());
+                assert!(
+                    local.hour() >= 8
+                        && x.end.to_zoned_datetime(tz.clone()).time()
+                            <= jiff::civil::time(12, 0, 0, 0)
+                );
+            }
+            for (case, _, _) in &cases {
+                let state = store.case_detail(&w.nurse, *case).await.unwrap().case.state;
+                let has = booked.iter().any(|a| a.case_id == *case);
+                assert_eq!(
+                    has,
+                    state == CaseState::Scheduled,
+                    "case state {state:?} and booking disagree after {op:?}"
+                );
+            }
+        }
+    }
+    // The sequences did book, move and race (the checks above were not vacuous).
+    assert!(won >= 15, "only {won} bookings and moves succeeded");
+    assert!(raced >= 3, "only {raced} races");
+}
+on_every_backend!(
+    random_booking_sequences_never_double_book_or_book_unsafely_everywhere,
+    random_booking_sequences_never_double_book_or_book_unsafely
+);

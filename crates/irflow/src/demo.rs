@@ -259,6 +259,7 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
     for case in &cases {
         add_case(&demo, case, &catalogue).await?;
     }
+    seed_waitlist_and_plans(&demo).await?;
     Ok(DemoSummary {
         patients: cases.len() + 2,
         cases: cases.len(),
@@ -471,6 +472,142 @@ async fn add_case(
     Ok(id)
 }
 
+/// What the waitlist, preferences and plans look like in use: Chidi Okafor is booked
+/// three weeks out and wants earlier; Elena Petrov's booking was cancelled, so her time
+/// is on offer to him on the waitlist page. Rahman told the nurse which days suit him,
+/// and the radiologist planned CT guidance without contrast for Layla Haddad (a prior
+/// contrast reaction).
+async fn seed_waitlist_and_plans(demo: &Demo<'_>) -> Result<()> {
+    let store = demo.store;
+    let case_of = |family: &'static str| async move {
+        let found = store
+            .list_cases(
+                &Actor::system("demo"),
+                &irflow_store::CaseFilter {
+                    limit: Some(1000),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        found
+            .into_iter()
+            .find(|c| c.family_name == family)
+            .map(|c| c.id)
+            .with_context(|| format!("demo case {family}"))
+    };
+    let now = Timestamp::now();
+    let scheduler = demo.actor("scheduler")?;
+    let okafor = case_of("Okafor").await?;
+    book_from(
+        demo,
+        okafor,
+        "scheduler",
+        demo.today + jiff::Span::new().days(21),
+        now,
+    )
+    .await?;
+    store
+        .add_to_waitlist(
+            &scheduler,
+            okafor,
+            "Pain is worse; can come at a day's notice.",
+            now,
+        )
+        .await?;
+    let petrov = case_of("Petrov").await?;
+    store
+        .cancel_appointment(
+            &scheduler,
+            petrov,
+            "Patient has a family emergency and will call back.",
+            now,
+            demo.today,
+        )
+        .await?;
+    let rahman = case_of("Rahman").await?;
+    store
+        .set_preferences(
+            &demo.actor("nurse")?,
+            rahman,
+            &irflow_store::Preferences {
+                days: vec![
+                    jiff::civil::Weekday::Tuesday,
+                    jiff::civil::Weekday::Thursday,
+                ],
+                time_of_day: Some(irflow_domain::scheduling::TimeOfDay::Morning),
+                note: "Works afternoons; his brother drives him.".to_owned(),
+            },
+            now,
+        )
+        .await?;
+    // Exceptions to the weekly hours: a room down for service next Wednesday
+    // afternoon, a radiologist away next Thursday.
+    let admin = demo.actor("admin")?;
+    let site = store.default_site().await?.context("demo site")?;
+    let next = |weekday: jiff::civil::Weekday| {
+        let mut d = demo.today + jiff::Span::new().days(1);
+        while d.weekday() != weekday {
+            d += jiff::Span::new().days(1);
+        }
+        d
+    };
+    let at = |d: jiff::civil::Date, h: i8| -> Result<Timestamp> {
+        Ok(d.to_datetime(jiff::civil::time(h, 0, 0, 0))
+            .to_zoned_datetime(demo.tz.clone())?
+            .timestamp())
+    };
+    let fluoro2 = store
+        .rooms(site.id)
+        .await?
+        .into_iter()
+        .find(|r| r.name == "Fluoro 2")
+        .context("demo room Fluoro 2")?;
+    let wednesday = next(jiff::civil::Weekday::Wednesday);
+    store
+        .add_closure(
+            &admin,
+            &irflow_store::NewClosure {
+                kind: irflow_store::ResourceKind::Room,
+                resource_id: fluoro2.id,
+                start: at(wednesday, 12)?,
+                end: at(wednesday, 16)?,
+                reason: "Down for service: C-arm tube replacement".to_owned(),
+            },
+            true,
+            now,
+        )
+        .await?;
+    let thursday = next(jiff::civil::Weekday::Thursday);
+    store
+        .add_closure(
+            &admin,
+            &irflow_store::NewClosure {
+                kind: irflow_store::ResourceKind::Radiologist,
+                resource_id: demo.user("radiologist3")?.id.get(),
+                start: at(thursday, 0)?,
+                end: at(thursday + jiff::Span::new().days(1), 0)?,
+                reason: "Away: teaching at the regional spine course".to_owned(),
+            },
+            true,
+            now,
+        )
+        .await?;
+    let haddad = case_of("Haddad").await?;
+    store
+        .set_case_plan(
+            &demo.actor("radiologist")?,
+            haddad,
+            &irflow_store::CasePlan {
+                guidance: Some(irflow_domain::Modality::Ct),
+                contrast: Some(false),
+                note: "Mild prior contrast reaction: CT guidance without contrast.".to_owned(),
+            },
+            now,
+        )
+        .await?;
+    Ok(())
+}
+
 /// Books a real appointment: at the time the procedure happened for cases already
 /// done, otherwise the earliest option from tomorrow that the slot finder offers.
 async fn book_demo_appointment(
@@ -478,6 +615,29 @@ async fn book_demo_appointment(
     id: CaseId,
     who: &str,
     procedure_at: Option<Timestamp>,
+    at: Timestamp,
+) -> Result<()> {
+    let from = demo.today + jiff::Span::new().days(1);
+    book_at(demo, id, who, procedure_at, from, at).await
+}
+
+/// Books the earliest option from a date.
+async fn book_from(
+    demo: &Demo<'_>,
+    id: CaseId,
+    who: &str,
+    from: jiff::civil::Date,
+    at: Timestamp,
+) -> Result<()> {
+    book_at(demo, id, who, None, from, at).await
+}
+
+async fn book_at(
+    demo: &Demo<'_>,
+    id: CaseId,
+    who: &str,
+    procedure_at: Option<Timestamp>,
+    from: jiff::civil::Date,
     at: Timestamp,
 ) -> Result<()> {
     use irflow_domain::scheduling::{SlotOption, SlotRequest, find_slots};
@@ -504,7 +664,14 @@ async fn book_demo_appointment(
             }
         }
         None => {
-            let from = demo.today + jiff::Span::new().days(1);
+            // A patient without an escort gets a recovery chair, as the screening says.
+            let monitoring_minutes = match store.latest_screening(&scheduler, id).await? {
+                Some(r) => serde_json::from_str::<serde_json::Value>(&r.decision_json)?
+                    ["monitoring_minutes"]
+                    .as_u64()
+                    .and_then(|m| u32::try_from(m).ok()),
+                None => None,
+            };
             let not_before = from.to_zoned_datetime(demo.tz.clone())?.timestamp();
             let res = store
                 .slot_resources(
@@ -522,7 +689,7 @@ async fn book_demo_appointment(
                 days_ahead: 30,
                 limit: 1,
                 step_minutes: 10,
-                monitoring_minutes: None,
+                monitoring_minutes,
                 preferred_days: Vec::new(),
                 preferred_time: None,
             };
@@ -772,6 +939,38 @@ fn demo_cases() -> Vec<DemoCase> {
         ("64483", "L5-S1", "left", "Left S1 radiculopathy.", "M54.17"),
     );
     let kim = twin_form();
+    let okafor = form(
+        "Okafor",
+        "Chidi",
+        "1971-01-19",
+        "MRN-104522",
+        "617-555-0193",
+        "chidi.okafor@example.org",
+        "en",
+        (
+            "64483",
+            "L4-L5",
+            "left",
+            "Left L5 radiculopathy, 10 weeks, failed physical therapy.",
+            "M54.16",
+        ),
+    );
+    let petrov = form(
+        "Petrov",
+        "Elena",
+        "1964-06-02",
+        "MRN-104601",
+        "617-555-0144",
+        "",
+        "ru",
+        (
+            "64493",
+            "L4-L5",
+            "bilateral",
+            "Lumbar facet pain, worse with extension.",
+            "M47.816",
+        ),
+    );
     vec![
         online(garcia, "referrer", 0, &[]),
         DemoCase {
@@ -923,5 +1122,30 @@ fn demo_cases() -> Vec<DemoCase> {
             ],
         ),
         online(kim, "referrer", 0, &[]),
+        DemoCase {
+            screening: Some(r#"{"escort_available":true,"symptoms":"moderate"}"#),
+            ..online(
+                okafor,
+                "referrer",
+                5,
+                &[
+                    ("radiologist", A::Accept, None),
+                    ("nurse", A::MarkReady, None),
+                ],
+            )
+        },
+        DemoCase {
+            screening: Some(r#"{"escort_available":false}"#),
+            ..online(
+                petrov,
+                "referrer2",
+                4,
+                &[
+                    ("radiologist", A::Accept, None),
+                    ("nurse", A::MarkReady, None),
+                    ("scheduler", A::Schedule, None),
+                ],
+            )
+        },
     ]
 }

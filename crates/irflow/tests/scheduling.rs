@@ -239,3 +239,482 @@ async fn a_scheduler_books_and_cancels_and_races_have_one_winner() {
     assert_eq!(r.status(), 201, "the freed time can be booked");
     app.stop().await;
 }
+
+async fn send(
+    app: &App,
+    method: reqwest::Method,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, app.at(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn screen_ready(app: &App, family: &str) -> i64 {
+    let nurse = app.token_for("nurse").await;
+    let id = app.case_of(family).await;
+    let (status, v) = send(
+        app,
+        reqwest::Method::POST,
+        &nurse,
+        &format!("/api/v1/cases/{id}/screening"),
+        json!({"escort_available": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    id
+}
+
+fn book_body(slot: &Value) -> Value {
+    json!({"start": slot["start"], "room": slot["room"]["id"], "radiologist": slot["radiologist"]["id"]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freed_time_is_offered_to_the_waitlist_and_taken() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let cohen = app.case_of("Cohen").await;
+    let rahman = screen_ready(&app, "Rahman").await;
+    // Cohen takes the earliest time; Rahman is booked a week later and wants earlier.
+    let (_, v) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=1"),
+    )
+    .await;
+    let early = v["slots"][0].clone();
+    let (status, cohen_appt) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/appointment"),
+        book_body(&early),
+    )
+    .await;
+    assert_eq!(status, 201, "{cohen_appt}");
+    let later_day = {
+        let start: jiff::Timestamp = early["start"].as_str().unwrap().parse().unwrap();
+        let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        (start.to_zoned_datetime(tz).date() + jiff::Span::new().days(7)).to_string()
+    };
+    let (_, v) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{rahman}/slots?limit=1&from={later_day}"),
+    )
+    .await;
+    let late = v["slots"][0].clone();
+    let (status, _) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{rahman}/appointment"),
+        book_body(&late),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, v) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{rahman}/waitlist"),
+        json!({"note": "can come at short notice"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    // Twice is refused; a case that is not ready cannot go on it; nurses do not keep it.
+    let (status, _) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{rahman}/waitlist"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let johnson = app.case_of("Johnson").await;
+    let (status, v) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{johnson}/waitlist"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    let nurse = app.token_for("nurse").await;
+    let (status, _) = get(&app, &nurse, "/api/v1/waitlist").await;
+    assert_eq!(status, 403);
+    let (_, list) = get(&app, &sched, "/api/v1/waitlist").await;
+    // The demo's Chidi Okafor is on it too.
+    let entry = |list: &Value, case: i64| {
+        list["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["case_id"] == case)
+            .cloned()
+    };
+    let mine = entry(&list, rahman).expect("Rahman is on the waitlist");
+    assert_eq!(mine["booked_start"], late["start"]);
+    assert_eq!(mine["note"], "can come at short notice");
+
+    // Cohen cancels: the freed time is offered to Rahman, ready and safe then.
+    let (status, cancelled) = send(
+        &app,
+        reqwest::Method::DELETE,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/appointment"),
+        json!({"reason": "patient is travelling"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let offered = cancelled["offered_to_waitlist"].as_array().unwrap();
+    let to_rahman = offered
+        .iter()
+        .find(|o| o["case_id"] == rahman)
+        .unwrap_or_else(|| panic!("offered to Rahman: {cancelled}"));
+    let option = to_rahman["option"].clone();
+    let offered_start: jiff::Timestamp = option["start"].as_str().unwrap().parse().unwrap();
+    let freed_start: jiff::Timestamp = early["start"].as_str().unwrap().parse().unwrap();
+    let freed_end: jiff::Timestamp = early["end"].as_str().unwrap().parse().unwrap();
+    assert!(offered_start >= freed_start && offered_start < freed_end);
+    let (_, list) = get(&app, &sched, "/api/v1/waitlist").await;
+    let offers = list["offers"].as_array().unwrap();
+    assert!(
+        offers.iter().any(|o| o["freed"]["start"] == early["start"]
+            && o["candidates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["case_id"] == rahman)),
+        "{list}"
+    );
+    // Taking it moves Rahman's booking earlier and takes him off the list.
+    let (status, moved) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{rahman}/waitlist/take"),
+        json!({"start": option["start"], "room": option["room"]["id"], "radiologist": option["radiologist"]["id"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["start"], option["start"]);
+    let (_, list) = get(&app, &sched, "/api/v1/waitlist").await;
+    assert!(entry(&list, rahman).is_none(), "{list}");
+    // The time is no longer on offer to anyone (it is booked); Rahman's old time is freed.
+    assert!(
+        list["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["freed"]["start"] != early["start"]
+                || o["candidates"].as_array().unwrap().is_empty()),
+        "{list}"
+    );
+    assert!(
+        list["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["freed"]["start"] == late["start"]),
+        "{list}"
+    );
+    // Cohen, ready again, goes on the list; a time that is earlier than nothing
+    // (he is unbooked) is offered: the time Rahman left.
+    let (status, _) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/waitlist"),
+        json!({"note": ""}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, list) = get(&app, &sched, "/api/v1/waitlist").await;
+    assert!(
+        list["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["freed"]["start"] == late["start"]
+                && o["candidates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["case_id"] == cohen)),
+        "{list}"
+    );
+    let (status, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/waitlist"),
+        json!({"reason": "patient will call back"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = send(
+        &app,
+        reqwest::Method::DELETE,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/waitlist"),
+        json!({"reason": "again"}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preferences_and_the_radiologists_plan_shape_the_options() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let rad = app.token_for("radiologist").await;
+    let cohen = app.case_of("Cohen").await;
+    let (_, plain) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=3&from=2027-01-11"),
+    )
+    .await;
+    let first_plain = plain["slots"][0]["start"].as_str().unwrap().to_owned();
+    assert!(first_plain.contains("T08:00:00"), "{plain}");
+    // The patient prefers afternoons: the same first day, afternoon times first.
+    let (status, v) = send(
+        &app,
+        reqwest::Method::PUT,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/preferences"),
+        json!({"days": ["mon", "wed"], "time_of_day": "afternoon", "note": "works mornings"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, v) = get(&app, &sched, &format!("/api/v1/cases/{cohen}/preferences")).await;
+    assert_eq!(v["days"], json!(["mon", "wed"]));
+    assert_eq!(v["time_of_day"], "afternoon");
+    let (_, pref) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=3&from=2027-01-11"),
+    )
+    .await;
+    let first = pref["slots"][0]["start"].as_str().unwrap();
+    assert_eq!(&first[..10], &first_plain[..10], "still the earliest day");
+    let hour: u32 = first[11..13].parse().unwrap();
+    assert!(hour >= 12, "afternoon first: {pref}");
+    // Bad preferences are refused and change nothing.
+    let (status, v) = send(
+        &app,
+        reqwest::Method::PUT,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/preferences"),
+        json!({"days": ["someday"]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("someday"));
+    let (_, v) = get(&app, &sched, &format!("/api/v1/cases/{cohen}/preferences")).await;
+    assert_eq!(v["time_of_day"], "afternoon");
+
+    // The radiologist plans CT guidance without contrast: only the CT room is offered.
+    let (status, v) = send(
+        &app,
+        reqwest::Method::PUT,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/plan"),
+        json!({"guidance": "ct"}),
+    )
+    .await;
+    assert_eq!(status, 403, "the plan is the radiologist's: {v}");
+    let (status, v) = send(
+        &app,
+        reqwest::Method::PUT,
+        &rad,
+        &format!("/api/v1/cases/{cohen}/plan"),
+        json!({"guidance": "mri"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    let (status, v) = send(
+        &app,
+        reqwest::Method::PUT,
+        &rad,
+        &format!("/api/v1/cases/{cohen}/plan"),
+        json!({"guidance": "ct", "contrast": false, "note": "contrast allergy"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (_, ct) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=10&from=2027-01-11"),
+    )
+    .await;
+    let slots = ct["slots"].as_array().unwrap();
+    assert!(!slots.is_empty());
+    assert!(slots.iter().all(|s| s["room"]["modality"] == "ct"), "{ct}");
+    // Booking a fluoroscopy room against the plan is refused, naming the rule.
+    let fluoro = plain["slots"][0].clone();
+    let (status, v) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/appointment"),
+        book_body(&fluoro),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("guidance")
+            || v["error"]["message"].as_str().unwrap().contains("modality"),
+        "{v}"
+    );
+    // A case that is not ready is refused with the reason.
+    let johnson = app.case_of("Johnson").await;
+    let (status, v) = get(&app, &sched, &format!("/api/v1/cases/{johnson}/slots")).await;
+    assert_eq!(status, 409);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("actions are still open"),
+        "{v}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_show_releases_the_time_and_the_case_can_be_rebooked() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let williams = app.case_of("Williams").await;
+    let (status, appt) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{williams}/appointment"),
+    )
+    .await;
+    assert_eq!(status, 200, "{appt}");
+    let (status, v) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{williams}/transitions"),
+        json!({"action": "record_no_show", "reason": "did not come; no answer by phone"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, _) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{williams}/appointment"),
+    )
+    .await;
+    assert_eq!(status, 404, "no booked appointment after a no-show");
+    // Its time is free again: another case can book exactly that room and time.
+    let stored = app
+        .store
+        .appointments(
+            &irflow_domain::Actor::system("test"),
+            &irflow_store::AppointmentFilter {
+                include_cancelled: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let missed = stored
+        .iter()
+        .find(|l| l.appointment.case_id.get() == williams)
+        .unwrap();
+    assert_eq!(missed.appointment.state(), "no_show");
+    let (status, _) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{williams}/transitions"),
+        json!({"action": "rebook"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, case) = get(&app, &sched, &format!("/api/v1/cases/{williams}")).await;
+    assert_eq!(case["state"], "ready");
+    app.stop().await;
+}
+
+/// Booked times keep their wall-clock hour across the spring and autumn changes, and
+/// every time the API shows carries the offset of its own date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daylight_saving_changes_keep_clinic_hours_at_the_api() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let cohen = app.case_of("Cohen").await;
+    for (from, expected) in [
+        ("2027-03-12", "2027-03-12T08:00:00-05:00"), // Friday before the spring change
+        ("2027-03-13", "2027-03-15T08:00:00-04:00"), // the weekend of the change -> Monday, EDT
+        ("2027-11-05", "2027-11-05T08:00:00-04:00"), // Friday before the autumn change
+        ("2027-11-06", "2027-11-08T08:00:00-05:00"), // -> Monday, EST
+    ] {
+        let (status, v) = get(
+            &app,
+            &sched,
+            &format!("/api/v1/cases/{cohen}/slots?limit=1&from={from}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["slots"][0]["start"], expected, "from {from}: {v}");
+    }
+    // Book the Monday after the spring change; arrival is 15 minutes earlier, same zone.
+    let (_, v) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=1&from=2027-03-13"),
+    )
+    .await;
+    let (status, a) = send(
+        &app,
+        reqwest::Method::POST,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/appointment"),
+        book_body(&v["slots"][0]),
+    )
+    .await;
+    assert_eq!(status, 201, "{a}");
+    assert_eq!(a["start"], "2027-03-15T08:00:00-04:00");
+    assert_eq!(a["arrive_by"], "2027-03-15T07:45:00-04:00");
+    // Move it across the autumn change: still 08:00 local, now at -05:00.
+    let (_, v) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=1&from=2027-11-06"),
+    )
+    .await;
+    let target = v["slots"][0].clone();
+    let (status, m) = send(
+        &app,
+        reqwest::Method::PUT,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/appointment"),
+        json!({"start": target["start"], "room": target["room"]["id"], "radiologist": target["radiologist"]["id"], "reason": "patient away in spring"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{m}");
+    assert_eq!(m["start"], "2027-11-08T08:00:00-05:00");
+    assert_eq!(m["end"], "2027-11-08T08:20:00-05:00");
+    assert_eq!(m["arrive_by"], "2027-11-08T07:45:00-05:00");
+    // The same instant written in UTC is the same booking (idempotent by instant).
+    let (_, again) = get(&app, &sched, &format!("/api/v1/cases/{cohen}/appointment")).await;
+    let utc: jiff::Timestamp = again["start"].as_str().unwrap().parse().unwrap();
+    assert_eq!(utc.to_string(), "2027-11-08T13:00:00Z");
+    app.stop().await;
+}

@@ -268,9 +268,11 @@ pub fn check_option(
         .find(|r| r.id == room_id)
         .ok_or_else(|| format!("room {room_id} is not a room of this site"))?;
     if !req.modalities.contains(&room.modality) {
+        let wanted: Vec<&str> = req.modalities.iter().map(|m| m.label()).collect();
         return Err(format!(
-            "room {room_id} offers {}, which this procedure is not done under",
-            room.modality.label()
+            "room {room_id} offers {} guidance; this case is to be done under {}",
+            room.modality.label(),
+            wanted.join(" or ")
         ));
     }
     let rad = res

@@ -1,0 +1,507 @@
+//! What shapes a booking besides the rules: the patient's stated preferences, the
+//! radiologist's guidance plan, and the waitlist of patients who want an earlier date.
+
+use irflow_domain::scheduling::TimeOfDay;
+use irflow_domain::{Actor, CaseId, CaseState, Modality, Role};
+use jiff::Timestamp;
+use jiff::civil::Weekday;
+use sqlx::Row;
+
+use crate::audit::{AuditOutcome, NewAuditEvent};
+use crate::cases::{hide_denial, outcome_of, scope_of};
+use crate::{AppointmentRecord, Result, Store, StoreError, from_micros, micros, parse_stored};
+
+/// When the patient would rather come.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Preferences {
+    /// Preferred weekdays (empty: any).
+    pub days: Vec<Weekday>,
+    /// Morning or afternoon, if they said.
+    pub time_of_day: Option<TimeOfDay>,
+    /// Anything else (e.g. "needs a ride from her daughter, Tuesdays only").
+    pub note: String,
+}
+
+/// The radiologist's plan for the procedure.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CasePlan {
+    /// Guidance chosen (narrows the rooms), if any.
+    pub guidance: Option<Modality>,
+    /// Whether iodinated contrast will be used, if decided.
+    pub contrast: Option<bool>,
+    /// Free text.
+    pub note: String,
+}
+
+/// One case on the waitlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitlistEntry {
+    /// Entry id.
+    pub id: i64,
+    /// The case.
+    pub case_id: CaseId,
+    /// Patient's family name.
+    pub family_name: String,
+    /// Patient's given name.
+    pub given_name: String,
+    /// Procedure name.
+    pub procedure_name: String,
+    /// Case state.
+    pub case_state: CaseState,
+    /// Why / what the patient said.
+    pub note: String,
+    /// Who put them on.
+    pub added_by: String,
+    /// When.
+    pub added_at: Timestamp,
+    /// Their current appointment's start, if booked.
+    pub booked_start: Option<Timestamp>,
+    /// Their current appointment, if booked.
+    pub booked_appointment: Option<i64>,
+}
+
+fn time_of_day_str(t: TimeOfDay) -> &'static str {
+    match t {
+        TimeOfDay::Morning => "morning",
+        TimeOfDay::Afternoon => "afternoon",
+    }
+}
+
+fn audited<T>(result: &Result<T>) -> AuditOutcome {
+    result
+        .as_ref()
+        .map_or_else(outcome_of, |_| AuditOutcome::Success)
+}
+
+impl Store {
+    async fn case_in_scope(&self, actor: &Actor, case: CaseId) -> Result<crate::CaseSummary> {
+        let scope = scope_of(actor)?;
+        let summary = self.case_summary(case).await?;
+        if !scope.allows(summary.referrer_id) {
+            return Err(StoreError::Denied("not a case this referrer referred"));
+        }
+        Ok(summary)
+    }
+
+    /// The patient's scheduling preferences for a case (audited read).
+    pub async fn preferences(&self, actor: &Actor, case: CaseId) -> Result<Preferences> {
+        let result = async {
+            self.case_in_scope(actor, case).await?;
+            let row = sqlx::query(
+                self.sql("SELECT days, time_of_day, note FROM case_preferences WHERE case_id = ?"),
+            )
+            .bind(case.get())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Preferences::default());
+            };
+            let days: String = row.try_get("days")?;
+            let days = days
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(|d| {
+                    d.parse::<i8>()
+                        .ok()
+                        .and_then(|n| Weekday::from_monday_one_offset(n).ok())
+                        .ok_or_else(|| StoreError::Corrupt(format!("weekday {d:?}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let time: Option<String> = row.try_get("time_of_day")?;
+            Ok(Preferences {
+                days,
+                time_of_day: match time.as_deref() {
+                    Some("morning") => Some(TimeOfDay::Morning),
+                    Some("afternoon") => Some(TimeOfDay::Afternoon),
+                    _ => None,
+                },
+                note: row.try_get("note")?,
+            })
+        }
+        .await;
+        self.record_audit(
+            NewAuditEvent::new(actor, "read", "preferences", audited(&result)).entity(case),
+        )
+        .await?;
+        result.map_err(hide_denial)
+    }
+
+    /// Records what suits the patient (scheduler, nurse, admin).
+    pub async fn set_preferences(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        prefs: &Preferences,
+        at: Timestamp,
+    ) -> Result<()> {
+        let result = async {
+            if !matches!(
+                actor.role,
+                Some(Role::Scheduler | Role::Nurse | Role::Admin) | None
+            ) {
+                return Err(StoreError::Denied(
+                    "preferences are recorded by schedulers and nurses",
+                ));
+            }
+            if prefs.note.chars().count() > 500 {
+                return Err(StoreError::Field {
+                    field: "note",
+                    message: "keep the note under 500 characters".to_owned(),
+                });
+            }
+            self.case_in_scope(actor, case).await?;
+            let mut days: Vec<i8> = prefs
+                .days
+                .iter()
+                .map(|d| d.to_monday_one_offset())
+                .collect();
+            days.sort_unstable();
+            days.dedup();
+            let days = days
+                .iter()
+                .map(i8::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(self.sql("DELETE FROM case_preferences WHERE case_id = ?"))
+                .bind(case.get())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.sql(
+                "INSERT INTO case_preferences (case_id, days, time_of_day, note, updated_by, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(case.get())
+            .bind(days)
+            .bind(prefs.time_of_day.map(time_of_day_str))
+            .bind(prefs.note.trim().to_owned())
+            .bind(actor.username.clone())
+            .bind(micros(at))
+            .execute(&mut *tx)
+            .await?;
+            self.insert_audit(
+                &mut *tx,
+                &NewAuditEvent::new(actor, "update", "preferences", AuditOutcome::Success)
+                    .entity(case),
+                at,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "update", "preferences", outcome_of(e)).entity(case),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    /// The radiologist's plan for a case (audited read).
+    pub async fn case_plan(&self, actor: &Actor, case: CaseId) -> Result<CasePlan> {
+        let result = async {
+            self.case_in_scope(actor, case).await?;
+            let row = sqlx::query(self.sql(
+                "SELECT planned_guidance, planned_contrast, plan_note FROM cases WHERE id = ?",
+            ))
+            .bind(case.get())
+            .fetch_one(&self.pool)
+            .await?;
+            let guidance: Option<String> = row.try_get("planned_guidance")?;
+            let contrast: Option<i64> = row.try_get("planned_contrast")?;
+            let note: Option<String> = row.try_get("plan_note")?;
+            Ok(CasePlan {
+                guidance: guidance
+                    .map(|g| parse_stored::<Modality>("guidance", &g))
+                    .transpose()?,
+                contrast: contrast.map(|c| c == 1),
+                note: note.unwrap_or_default(),
+            })
+        }
+        .await;
+        self.record_audit(NewAuditEvent::new(actor, "read", "plan", audited(&result)).entity(case))
+            .await?;
+        result.map_err(hide_denial)
+    }
+
+    /// Records the radiologist's guidance plan (radiologist, admin). The guidance must
+    /// be one the case's procedure allows.
+    pub async fn set_case_plan(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        plan: &CasePlan,
+        at: Timestamp,
+    ) -> Result<()> {
+        let result = async {
+            if !matches!(actor.role, Some(Role::Radiologist | Role::Admin) | None) {
+                return Err(StoreError::Denied("the procedure plan is the radiologist's"));
+            }
+            let summary = self.case_in_scope(actor, case).await?;
+            if summary.state.is_closed() {
+                return Err(StoreError::Conflict(
+                    "this case is closed; its plan cannot change".to_owned(),
+                ));
+            }
+            if let Some(g) = plan.guidance {
+                let allowed = self
+                    .procedures()
+                    .await?
+                    .into_iter()
+                    .find(|p| p.code == summary.procedure_code)
+                    .map(|p| p.modalities.contains(&g))
+                    .unwrap_or(false);
+                if !allowed {
+                    return Err(StoreError::Field {
+                        field: "guidance",
+                        message: format!(
+                            "{} guidance is not offered for {}",
+                            g.label(),
+                            summary.procedure_name
+                        ),
+                    });
+                }
+            }
+            if plan.note.chars().count() > 1000 {
+                return Err(StoreError::Field {
+                    field: "plan_note",
+                    message: "keep the note under 1000 characters".to_owned(),
+                });
+            }
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(self.sql(
+                "UPDATE cases SET planned_guidance = ?, planned_contrast = ?, plan_note = ?, updated_at = ? WHERE id = ?",
+            ))
+            .bind(plan.guidance.map(Modality::as_str))
+            .bind(plan.contrast.map(i64::from))
+            .bind(Some(plan.note.trim().to_owned()).filter(|n| !n.is_empty()))
+            .bind(micros(at))
+            .bind(case.get())
+            .execute(&mut *tx)
+            .await?;
+            self.insert_audit(
+                &mut *tx,
+                &NewAuditEvent::new(actor, "update", "plan", AuditOutcome::Success)
+                    .entity(case)
+                    .detail(format!(
+                        "guidance={} contrast={}",
+                        plan.guidance.map_or("any", Modality::as_str),
+                        plan.contrast.map_or("undecided", |c| if c { "yes" } else { "no" })
+                    )),
+                at,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "update", "plan", outcome_of(e)).entity(case),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    /// Puts a case on the waitlist for an earlier date (scheduler, admin). The case
+    /// must be ready to book or booked; a case is on it at most once.
+    pub async fn add_to_waitlist(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        note: &str,
+        at: Timestamp,
+    ) -> Result<i64> {
+        let result = async {
+            schedulers_only(actor)?;
+            let summary = self.case_in_scope(actor, case).await?;
+            if !matches!(
+                summary.state,
+                CaseState::Ready | CaseState::Scheduled | CaseState::Confirmed
+            ) {
+                return Err(StoreError::Conflict(format!(
+                    "only cases that are ready to book or booked go on the waitlist; this one is {}",
+                    summary.state.label().to_lowercase()
+                )));
+            }
+            let mut tx = self.pool.begin().await?;
+            let inserted = sqlx::query_scalar::<_, i64>(self.sql(
+                "INSERT INTO waitlist (case_id, note, added_by, added_at) VALUES (?, ?, ?, ?) RETURNING id",
+            ))
+            .bind(case.get())
+            .bind(note.trim().to_owned())
+            .bind(actor.username.clone())
+            .bind(micros(at))
+            .fetch_one(&mut *tx)
+            .await;
+            let id = match inserted {
+                Ok(id) => id,
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Err(StoreError::Conflict(
+                        "this case is already on the waitlist".to_owned(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.insert_audit(
+                &mut *tx,
+                &NewAuditEvent::new(actor, "add", "waitlist", AuditOutcome::Success).entity(case),
+                at,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(id)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "add", "waitlist", outcome_of(e)).entity(case),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    /// Takes a case off the waitlist, saying why (e.g. "booked an earlier time").
+    /// Returns whether it was on it.
+    pub async fn remove_from_waitlist(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<bool> {
+        let result = async {
+            schedulers_only(actor)?;
+            self.case_in_scope(actor, case).await?;
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(self.sql(
+                "UPDATE waitlist SET removed_at = ?, removed_reason = ? WHERE case_id = ? AND removed_at IS NULL",
+            ))
+            .bind(micros(at))
+            .bind(reason.trim().to_owned())
+            .bind(case.get())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() > 0 {
+                self.insert_audit(
+                    &mut *tx,
+                    &NewAuditEvent::new(actor, "remove", "waitlist", AuditOutcome::Success)
+                        .entity(case),
+                    at,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(done.rows_affected() > 0)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "remove", "waitlist", outcome_of(e)).entity(case),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
+    /// The waitlist, longest waiting first, with each case's current booking (an
+    /// audited read). Cases that have moved on (arrived, cancelled...) are left out.
+    pub async fn waitlist(&self, actor: &Actor) -> Result<Vec<WaitlistEntry>> {
+        let result = async {
+            let scope = scope_of(actor)?;
+            let rows = sqlx::query(self.sql(
+                "SELECT w.id, w.case_id, w.note, w.added_by, w.added_at, p.family_name, p.given_name,
+                        c.procedure_name, c.state,
+                        (SELECT MIN(a.starts_at) FROM appointments a WHERE a.case_id = c.id AND a.status = 'booked') AS booked_start,
+                        (SELECT MAX(a.id) FROM appointments a WHERE a.case_id = c.id AND a.status = 'booked') AS booked_id
+                 FROM waitlist w JOIN cases c ON c.id = w.case_id JOIN patients p ON p.id = c.patient_id
+                 WHERE w.removed_at IS NULL AND c.state IN ('ready', 'scheduled', 'confirmed')
+                   AND (CAST(? AS BIGINT) IS NULL OR c.referrer_id = ?)
+                 ORDER BY w.added_at, w.id",
+            ))
+            .bind(scope.referrer_filter())
+            .bind(scope.referrer_filter())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let state: String = row.try_get("state")?;
+                    let booked: Option<i64> = row.try_get("booked_start")?;
+                    Ok(WaitlistEntry {
+                        id: row.try_get("id")?,
+                        case_id: CaseId::new(row.try_get("case_id")?),
+                        family_name: row.try_get("family_name")?,
+                        given_name: row.try_get("given_name")?,
+                        procedure_name: row.try_get("procedure_name")?,
+                        case_state: parse_stored("case state", &state)?,
+                        note: row.try_get("note")?,
+                        added_by: row.try_get("added_by")?,
+                        added_at: from_micros(row.try_get("added_at")?)?,
+                        booked_start: booked.map(from_micros).transpose()?,
+                        booked_appointment: row.try_get("booked_id")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        }
+        .await;
+        let mut event = NewAuditEvent::new(actor, "list", "waitlist", audited(&result));
+        if let Ok(found) = &result {
+            event = event.detail(format!("count={}", found.len()));
+        }
+        self.record_audit(event).await?;
+        result.map_err(hide_denial)
+    }
+
+    /// Whether a case is on the waitlist now, and its note.
+    pub async fn waitlist_note(&self, case: CaseId) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            self.sql("SELECT note FROM waitlist WHERE case_id = ? AND removed_at IS NULL"),
+        )
+        .bind(case.get())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Time freed by cancellations, moves and no-shows that starts between `from` and
+    /// `to`: the cancelled appointments, newest first. Ids, rooms and times only (no
+    /// patient data), so that the time can be offered to the waitlist.
+    pub async fn freed_times(
+        &self,
+        site: i64,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<AppointmentRecord>> {
+        let ids: Vec<i64> = sqlx::query_scalar(self.sql(
+            "SELECT id FROM appointments WHERE site_id = ? AND status = 'cancelled'
+               AND starts_at >= ? AND starts_at < ? ORDER BY starts_at, id LIMIT 50",
+        ))
+        .bind(site)
+        .bind(micros(from))
+        .bind(micros(to))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let a = self.appointment_by_id(id).await?;
+            // One freed time per room and start (a time cancelled twice is offered once).
+            if !out
+                .iter()
+                .any(|o: &AppointmentRecord| o.room_id == a.room_id && o.start == a.start)
+            {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn schedulers_only(actor: &Actor) -> Result<()> {
+    match actor.role {
+        Some(Role::Scheduler | Role::Admin) | None => Ok(()),
+        _ => Err(StoreError::Denied("the waitlist is kept by schedulers")),
+    }
+}

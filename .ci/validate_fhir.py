@@ -3,7 +3,8 @@
 FHIR structure definitions (Python `fhir.resources`, R4B models).
 
 Starts the demo department, drives the FHIR API as a client would (reads, a
-search with paging, a create, refused creates), and validates every resource
+search with paging, a create, refused creates; Appointment, Slot, Schedule and
+Location reads and searches), and validates every resource
 that comes back, OperationOutcomes included. Exits non-zero on any failure.
 """
 import json
@@ -87,6 +88,108 @@ def order(patient_family):
         "reasonCode": [{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "M54.16"}],
                         "text": "Left L5 radiculopathy"}],
     }
+
+
+def next_day(day):
+    import datetime
+    return (datetime.date.fromisoformat(day) + datetime.timedelta(days=1)).isoformat()
+
+
+def scheduling(base, data_dir, referrer, other, scheduler):
+    """Appointment, Slot, Schedule and Location, read and searched as clients do."""
+    status, _, cap = call(base, None, "GET", "/metadata")
+    served = {r["type"] for r in cap["rest"][0]["resource"]}
+    check("metadata lists Appointment, Slot, Schedule, Location",
+          {"Appointment", "Slot", "Schedule", "Location"} <= served, str(sorted(served)))
+
+    # Appointments: the demo books real ones.
+    status, _, bundle = call(base, scheduler, "GET", "/Appointment?_count=100")
+    check("Appointment search answers 200", status == 200, f"{status} {bundle}")
+    validate("Appointment search", bundle, "Bundle")
+    appointments = [e["resource"] for e in bundle.get("entry", [])]
+    check("the demo's appointments are served", len(appointments) >= 3, f"found {len(appointments)}")
+    seen_refs = set()
+    for a in appointments:
+        validate(f"Appointment/{a['id']} in bundle", a, "Appointment")
+        status, _, read = call(base, scheduler, "GET", f"/Appointment/{a['id']}")
+        check(f"read Appointment/{a['id']} answers 200", status == 200, f"{status}")
+        validate(f"read Appointment/{a['id']}", read, "Appointment")
+        check(f"Appointment/{a['id']} read equals its search entry", read == a)
+        for p in a.get("participant", []):
+            seen_refs.add(p["actor"]["reference"])
+        for s in a.get("slot", []):
+            seen_refs.add(s["reference"])
+    for ref in sorted(seen_refs):
+        rtype = ref.split("/")[0]
+        status, _, resource = call(base, scheduler, "GET", "/" + ref)
+        check(f"participant/slot {ref} resolves", status == 200, f"{status} {resource}")
+        validate(f"read {ref}", resource, rtype)
+    if appointments:
+        a = appointments[0]
+        day = a["start"][:10]
+        pid = a["participant"][0]["actor"]["reference"]
+        status, _, found = call(base, scheduler, "GET",
+                                f"/Appointment?patient={pid}&date=ge{day}&date=lt{next_day(day)}")
+        validate("Appointment search by patient and date", found, "Bundle")
+        check("search by patient and date finds it",
+              any(e["resource"]["id"] == a["id"] for e in found.get("entry", [])), str(found)[:500])
+    status, _, booked = call(base, scheduler, "GET", "/Appointment?status=booked&_count=100")
+    validate("Appointment search status=booked", booked, "Bundle")
+    check("status=booked returns only booked ones",
+          all(e["resource"]["status"] == "booked" for e in booked.get("entry", [])))
+    status, _, mine = call(base, referrer, "GET", "/Appointment?_count=100")
+    validate("referrer's Appointment search", mine, "Bundle")
+    mine_ids = {e["resource"]["id"] for e in mine.get("entry", [])}
+    check("a referrer sees some but not all appointments",
+          0 < len(mine_ids) < len(appointments), f"{len(mine_ids)} of {len(appointments)}")
+    if mine_ids:
+        theirs = sorted(mine_ids)[0]
+        status, _, outcome = call(base, other, "GET", f"/Appointment/{theirs}")
+        check("another referrer's appointment answers 404", status == 404, f"{status}")
+        validate("Appointment 404 OperationOutcome", outcome, "OperationOutcome")
+
+    # Schedules and the rooms' Locations.
+    status, _, schedules = call(base, referrer, "GET", "/Schedule?_count=100")
+    check("Schedule search answers 200", status == 200, f"{status}")
+    validate("Schedule search", schedules, "Bundle")
+    schedule_ids = [e["resource"]["id"] for e in schedules.get("entry", [])]
+    check("a schedule per room and radiologist", len(schedule_ids) == 6, str(schedule_ids))
+    for e in schedules.get("entry", []):
+        validate(f"Schedule/{e['resource']['id']} in bundle", e["resource"], "Schedule")
+        status, _, read = call(base, referrer, "GET", f"/Schedule/{e['resource']['id']}")
+        validate(f"read Schedule/{e['resource']['id']}", read, "Schedule")
+        actor = e["resource"]["actor"][0]["reference"]
+        status, _, resource = call(base, referrer, "GET", "/" + actor)
+        check(f"Schedule actor {actor} resolves", status == 200, f"{status}")
+        validate(f"read {actor}", resource, actor.split("/")[0])
+
+    # Slots: a week of each schedule, free and busy.
+    statuses = set()
+    for sid in schedule_ids:
+        status, _, slots = call(base, scheduler, "GET", f"/Slot?schedule=Schedule/{sid}")
+        check(f"Slot search for {sid} answers 200", status == 200, f"{status} {slots}")
+        validate(f"Slot search for {sid}", slots, "Bundle")
+        for i, e in enumerate(slots.get("entry", [])):
+            slot = e["resource"]
+            statuses.add(slot["status"])
+            validate(f"Slot/{slot['id']} in bundle", slot, "Slot")
+            if i < 3 or slot["status"] != "free":
+                status, _, read = call(base, scheduler, "GET", f"/Slot/{slot['id']}")
+                check(f"read Slot/{slot['id']} answers 200", status == 200, f"{status}")
+                validate(f"read Slot/{slot['id']}", read, "Slot")
+    check("slots are free and busy", {"free", "busy"} <= statuses, str(statuses))
+    status, _, outcome = call(base, referrer, "GET", f"/Slot?schedule=Schedule/{schedule_ids[0] if schedule_ids else 'room-1'}")
+    check("a referrer's Slot search answers 403", status == 403, f"{status}")
+    validate("Slot 403 OperationOutcome", outcome, "OperationOutcome")
+    for bad in ["/Slot?start=ge2026-12-01", "/Slot?schedule=Schedule/room-1&start=ge2026-13-01",
+                "/Appointment?date=tomorrow", "/Appointment?status=done", "/Schedule?actor=Patient/1"]:
+        status, _, outcome = call(base, scheduler, "GET", bad)
+        check(f"GET {bad} answers 400", status == 400, f"{status}")
+        validate(f"GET {bad} OperationOutcome", outcome, "OperationOutcome")
+    for missing in ["/Location/room-999", "/Schedule/room-999", "/Slot/room-1-0-free", "/Appointment/999999"]:
+        status, _, outcome = call(base, scheduler, "GET", missing)
+        check(f"GET {missing} answers 404", status == 404, f"{status}")
+        validate(f"GET {missing} OperationOutcome", outcome, "OperationOutcome")
 
 
 def main():
@@ -186,6 +289,8 @@ def main():
                 if qb.get("entry"):
                     validate(f"QuestionnaireResponse bundle for ServiceRequest/{case_id}", qb, "Bundle")
             check("the demo's stored screenings are served", found >= 3, f"found {found}")
+
+            scheduling(base, data_dir, referrer, other, scheduler)
 
             phone = order("Scheduler")
             phone["requester"] = {"reference": created["requester"]["reference"]}

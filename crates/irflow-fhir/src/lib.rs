@@ -1,6 +1,7 @@
 //! FHIR R4 (4.0.1) for irflow: hand-written wire types for the resources served
 //! (Patient, Practitioner, ServiceRequest, Bundle, OperationOutcome,
-//! CapabilityStatement), the mapping from irflow's records to them, and the
+//! CapabilityStatement; Appointment, Slot, Schedule and Location in `scheduling`),
+//! the mapping from irflow's records to them, and the
 //! parsing of an incoming ServiceRequest into a referral form, with every problem
 //! reported at its FHIRPath.
 //!
@@ -11,6 +12,7 @@ pub mod capability;
 pub mod order;
 pub mod questionnaire;
 pub mod render;
+pub mod scheduling;
 pub mod types;
 
 /// The FHIR version served.

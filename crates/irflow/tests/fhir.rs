@@ -468,11 +468,15 @@ async fn search_filters_pages_and_tells_the_truth() {
     assert_eq!(
         types,
         [
+            "Appointment",
+            "Location",
             "Patient",
             "Practitioner",
             "Questionnaire",
             "QuestionnaireResponse",
-            "ServiceRequest"
+            "Schedule",
+            "ServiceRequest",
+            "Slot"
         ]
     );
     let (status, _, outcome) =

@@ -104,6 +104,22 @@ impl<K: std::hash::Hash + Eq + Clone> BusyIndex<K> {
         })
     }
 
+    /// The busy intervals of a resource that share any instant with `range`, in start
+    /// order, as stored (bookings and closure pieces alike; they may overlap one
+    /// another). Read-only: for showing free and busy time, not for deciding.
+    pub fn intervals(&self, resource: &K, range: &Interval) -> Vec<Interval> {
+        let Some(map) = self.by_resource.get(resource) else {
+            return Vec::new();
+        };
+        map.range(..range.end)
+            .map(|(start, end)| Interval {
+                start: *start,
+                end: *end,
+            })
+            .filter(|i| i.overlaps(range))
+            .collect()
+    }
+
     /// Adds a long closure split into day-long pieces (see [`BusyIndex::is_free`]).
     pub fn add_closure(&mut self, resource: K, interval: Interval) {
         let day = jiff::SignedDuration::from_hours(24);
@@ -113,5 +129,52 @@ impl<K: std::hash::Hash + Eq + Clone> BusyIndex<K> {
             self.add(resource.clone(), Interval { start, end });
             start = end;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn intervals_lists_what_overlaps_a_range() {
+        let mut busy: BusyIndex<i64> = BusyIndex::new();
+        let early = Interval {
+            start: at("2026-12-07T13:00:00Z"),
+            end: at("2026-12-07T13:30:00Z"),
+        };
+        let late = Interval {
+            start: at("2026-12-07T18:00:00Z"),
+            end: at("2026-12-07T18:20:00Z"),
+        };
+        busy.add(1, late);
+        busy.add(1, early);
+        busy.add(2, early);
+        busy.add_closure(
+            3,
+            Interval {
+                start: at("2026-12-01T00:00:00Z"),
+                end: at("2026-12-10T00:00:00Z"),
+            },
+        );
+        let day = Interval {
+            start: at("2026-12-07T00:00:00Z"),
+            end: at("2026-12-08T00:00:00Z"),
+        };
+        assert_eq!(busy.intervals(&1, &day), vec![early, late]);
+        let morning = Interval {
+            start: at("2026-12-07T13:30:00Z"),
+            end: at("2026-12-07T18:00:00Z"),
+        };
+        assert!(busy.intervals(&1, &morning).is_empty(), "half-open");
+        assert!(busy.intervals(&9, &day).is_empty());
+        // A closure's day-long pieces that touch the range.
+        assert_eq!(busy.intervals(&3, &day), vec![day]);
     }
 }

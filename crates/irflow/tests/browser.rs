@@ -973,6 +973,58 @@ async fn a_scheduler_books_and_cancels_in_the_browser() {
         .screenshot(&screenshot_dir().join("booked.png"))
         .await
         .unwrap();
+    // Move it: open the choices, take the second offered time, say why.
+    s.driver
+        .find(By::Css("#move-details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let target = s
+        .driver
+        .find(By::Css("label[for='move-1']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    click(&s, "move-1").await;
+    // Without a reason it is refused and nothing moves.
+    click(&s, "move-appointment").await;
+    wait_for_text(&s.driver, "say why the appointment moves").await;
+    s.driver
+        .find(By::Css("#move-details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(&s, "move-1").await;
+    fill(
+        &s,
+        "move-reason",
+        "Patient's daughter can drive later that day",
+    )
+    .await;
+    click(&s, "move-appointment").await;
+    wait_for_text(&s.driver, "Done: ").await;
+    let moved = s
+        .driver
+        .find(By::Id("appointment"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_ne!(moved, appointment, "the appointment moved");
+    let when = target.split(" · ").next().unwrap().to_owned();
+    let hhmm = when.rsplit(", ").next().unwrap().split(' ').next().unwrap();
+    assert!(moved.contains(hhmm), "moved to {target}: {moved}");
+    // The patient wants an earlier date if one frees up: on the waitlist.
+    fill(&s, "waitlist-note", "Can come at a day's notice").await;
+    click(&s, "waitlist-add").await;
+    wait_for_text(&s.driver, "On the waitlist").await;
     // Cancelling needs a reason; then the case is ready to book again.
     s.driver.execute("document.querySelectorAll('form[data-confirm]').forEach(f => f.removeAttribute('data-confirm'));", Vec::new()).await.unwrap();
     fill(&s, "cancel-reason", "Patient asked for another week").await;
@@ -989,5 +1041,131 @@ async fn a_scheduler_books_and_cancels_in_the_browser() {
         "Ready to book"
     );
     wait_for_text(&s.driver, "The earliest times that meet every rule").await;
+    s.driver.clone().quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_checks_a_patient_in_from_the_calendar() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    // The demo books from tomorrow; put David Cohen (ready to book) on today's list,
+    // now, as the front desk would have done earlier (the API refuses past times).
+    let db = s._dirs.path().join("demo").join("irflow.db");
+    let store = irflow_store::Store::connect(&irflow::config::sqlite_url(&db))
+        .await
+        .unwrap();
+    let system = irflow_domain::Actor::system("e2e");
+    let cohen = store
+        .list_cases(&system, &irflow_store::CaseFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.family_name == "Cohen")
+        .unwrap()
+        .id;
+    let site = store.default_site().await.unwrap().unwrap();
+    let tz = jiff::tz::TimeZone::get(&site.time_zone).unwrap();
+    let now = jiff::Timestamp::now();
+    let start_at =
+        jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(300)).unwrap();
+    let option = irflow_domain::scheduling::SlotOption {
+        start: start_at,
+        end: start_at + jiff::SignedDuration::from_mins(20),
+        room: store.rooms(site.id).await.unwrap()[0].id,
+        radiologist: store
+            .user_by_username("radiologist")
+            .await
+            .unwrap()
+            .id
+            .get(),
+        chair: None,
+    };
+    let appointment = store
+        .book_appointment(
+            &store.user_by_username("scheduler").await.unwrap().actor(),
+            cohen,
+            &site,
+            &option,
+            10,
+            None,
+            now,
+            now.to_zoned_datetime(tz).date(),
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    sign_in(&s, "nurse").await;
+    wait_for_text(&s.driver, "Worklist").await;
+    s.driver
+        .find(By::LinkText("Calendar"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, &format!("check-in-{cohen}")).await;
+    let block = s
+        .driver
+        .find(By::Id(format!("appt-{}", appointment.id)))
+        .await
+        .unwrap();
+    let text = block.text().await.unwrap();
+    assert!(
+        text.contains("Cohen, David") && text.contains("arrive by"),
+        "{text}"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("calendar-day.png"))
+        .await
+        .unwrap();
+    // Check in: the block turns to arrived with the time (htmx swaps it in place).
+    click(&s, &format!("check-in-{cohen}")).await;
+    wait_for_text(&s.driver, "cal-st-arrived").await;
+    // The day's counts follow (htmx swaps them out of band).
+    let summary = s
+        .driver
+        .find(By::Id("cal-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!summary.contains(" 0 arrived"), "{summary}");
+    let text = s
+        .driver
+        .find(By::Id(format!("appt-{}", appointment.id)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("Arrived"), "{text}");
+    assert!(!text.contains("Check in"), "{text}");
+    s.driver
+        .screenshot(&screenshot_dir().join("calendar-checked-in.png"))
+        .await
+        .unwrap();
+    // The case page agrees.
+    s.driver
+        .find(By::LinkText("Cohen, David"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "case-state").await;
+    assert_eq!(
+        s.driver
+            .find(By::Id("case-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Arrived"
+    );
     s.driver.clone().quit().await.unwrap();
 }

@@ -7,16 +7,20 @@
 mod api;
 pub mod auth;
 mod booking_pages;
+mod calendar_pages;
 mod error;
 mod fhir;
+mod fhir_scheduling;
 mod observe;
 mod pages;
 mod referral_pages;
+mod resource_pages;
 mod scheduling_api;
 pub mod screening_json;
 mod screening_pages;
 mod session;
 mod views;
+mod waitlist;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -181,10 +185,19 @@ pub fn router(state: AppState) -> Router {
             post(screening_pages::complete_action),
         )
         .route("/cases/{id}/book", post(booking_pages::book))
+        .route("/cases/{id}/move", post(booking_pages::move_booking))
+        .route("/cases/{id}/waitlist", post(booking_pages::waitlist))
+        .route("/cases/{id}/preferences", post(booking_pages::preferences))
+        .route("/cases/{id}/plan", post(booking_pages::plan))
+        .route("/waitlist", get(waitlist::page))
+        .route("/waitlist/take", post(waitlist::take))
         .route(
             "/cases/{id}/cancel-appointment",
             post(booking_pages::cancel),
         )
+        .route("/calendar", get(calendar_pages::calendar))
+        .route("/calendar/check-in/{id}", post(calendar_pages::check_in))
+        .route("/calendar/no-show/{id}", post(calendar_pages::no_show))
         .route("/admin/procedures", get(referral_pages::procedures_page))
         .route(
             "/admin/procedures/{code}",
@@ -213,12 +226,30 @@ pub fn router(state: AppState) -> Router {
                 .delete(scheduling_api::cancel),
         )
         .route(
+            "/api/v1/cases/{id}/preferences",
+            get(scheduling_api::get_preferences).put(scheduling_api::put_preferences),
+        )
+        .route(
+            "/api/v1/cases/{id}/plan",
+            get(scheduling_api::get_plan).put(scheduling_api::put_plan),
+        )
+        .route(
+            "/api/v1/cases/{id}/waitlist",
+            post(waitlist::api_add).delete(waitlist::api_remove),
+        )
+        .route("/api/v1/cases/{id}/waitlist/take", post(waitlist::api_take))
+        .route("/api/v1/waitlist", get(waitlist::api_list))
+        .route(
             "/api/v1/cases/{id}/screening/for-date",
             get(api::screening_for_date),
         )
         .route(
             "/api/v1/cases/{id}/actions/{action_id}",
             post(api::complete_action),
+        )
+        .route(
+            "/api/v1/appointments",
+            get(calendar_pages::appointments_api),
         )
         .route("/api/v1/audit", get(api::list_audit))
         .route("/api/v1/{*rest}", axum::routing::any(api::no_such_route));
@@ -243,6 +274,25 @@ pub fn router(state: AppState) -> Router {
             "/fhir/r4/QuestionnaireResponse/{id}",
             get(fhir::read_questionnaire_response),
         )
+        .route(
+            "/fhir/r4/Appointment",
+            get(fhir_scheduling::search_appointments),
+        )
+        .route(
+            "/fhir/r4/Appointment/{id}",
+            get(fhir_scheduling::read_appointment),
+        )
+        .route("/fhir/r4/Slot", get(fhir_scheduling::search_slots))
+        .route("/fhir/r4/Slot/{id}", get(fhir_scheduling::read_slot))
+        .route("/fhir/r4/Schedule", get(fhir_scheduling::search_schedules))
+        .route(
+            "/fhir/r4/Schedule/{id}",
+            get(fhir_scheduling::read_schedule),
+        )
+        .route(
+            "/fhir/r4/Location/{id}",
+            get(fhir_scheduling::read_location),
+        )
         .route("/fhir/r4/{*rest}", axum::routing::any(fhir::not_supported));
     let ops = Router::new()
         .route("/healthz", get(observe::healthz))
@@ -253,6 +303,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(fhir)
         .merge(ops)
+        .merge(resource_pages::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(observe::security_headers))
         .layer(axum::middleware::from_fn(session::reject_cross_site_writes))

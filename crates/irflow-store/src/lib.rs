@@ -11,13 +11,18 @@
 //! an audit event (in the same transaction for writes).
 
 mod audit;
+#[doc(hidden)]
+pub mod bench_support;
+mod calendar;
 mod cases;
 mod migrate;
 mod referrals;
+mod resources;
 mod scheduling;
 mod screening;
 pub mod testing;
 mod users;
+mod waitlist;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,14 +33,23 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions};
 
 pub use audit::{AuditEvent, AuditFilter, AuditOutcome, NewAuditEvent};
+pub use calendar::{AttendanceTime, ClosureRecord};
 pub use cases::{
     CaseDetail, CaseFilter, CaseSummary, PatientRecord, ReferralRecord, TimelineEntry,
 };
 pub use irflow_domain::Actor;
 pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
-pub use scheduling::{AppointmentRecord, ResourceKind, RoomRecord, SiteRecord, UNIT_MINUTES};
+pub use resources::{
+    AvailabilityEntry, ChairEntry, ClosureAdded, ClosureEntry, MAX_TURNAROUND_MINUTES, NewClosure,
+    RadiologistEntry, ResourceBooking, RoomEntry,
+};
+pub use scheduling::{
+    AppointmentFilter, AppointmentListing, AppointmentRecord, ResourceKind, RoomRecord, SiteRecord,
+    UNIT_MINUTES,
+};
 pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
+pub use waitlist::{CasePlan, Preferences, WaitlistEntry};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -811,6 +811,7 @@ async fn openapi_documents_every_api_route() {
         "/api/v1/cases/{id}/waitlist/take",
         "/api/v1/waitlist",
         "/api/v1/appointments",
+        "/api/v1/resources",
         "/api/v1/audit",
         "/api/v1/me",
         "/healthz",

@@ -24,6 +24,30 @@ use crate::{AppError, AppState};
 /// Minutes before the start that patients arrive (PRODUCT.md: 15).
 pub const ARRIVE_MINUTES_BEFORE: i64 = 15;
 
+/// The least notice a booking gives: the patient must be told, arrive 15 minutes
+/// early and may need to arrange a driver, so nothing starts within the hour.
+pub const MIN_NOTICE_MINUTES: i64 = 60;
+
+/// The earliest start that gives the minimum notice.
+fn earliest_start() -> Timestamp {
+    Timestamp::now() + SignedDuration::from_mins(MIN_NOTICE_MINUTES)
+}
+
+/// Refuses a start in the past or without the minimum notice, with the reason.
+fn check_notice(start: Timestamp, verb: &str) -> Result<(), AppError> {
+    if start <= Timestamp::now() {
+        return Err(AppError::Invalid(format!(
+            "cannot {verb} then: that time has already passed"
+        )));
+    }
+    if start < earliest_start() {
+        return Err(AppError::Invalid(format!(
+            "cannot {verb} then: less than {MIN_NOTICE_MINUTES} minutes' notice (the patient arrives {ARRIVE_MINUTES_BEFORE} minutes early and may need a driver)"
+        )));
+    }
+    Ok(())
+}
+
 type ApiResult<T> = Result<T, ApiError>;
 
 pub(crate) async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
@@ -110,7 +134,7 @@ pub(crate) async fn request_for(
                 "the screening defers this case until a problem has resolved".to_owned(),
             ));
         }
-        (Some(at), _) => at.timestamp().max(Timestamp::now()),
+        (Some(at), _) => at.timestamp().max(earliest_start()),
     };
     Ok(SlotRequest {
         procedure: procedure.code.clone(),
@@ -212,11 +236,7 @@ pub(crate) async fn book_option(
             "appointments are booked by schedulers".to_owned(),
         ));
     }
-    if start <= Timestamp::now() {
-        return Err(AppError::Invalid(
-            "cannot book then: that time has already passed".to_owned(),
-        ));
-    }
+    check_notice(start, "book")?;
     let site = site(state).await?;
     // An idempotent retry of a booking already made returns it.
     let existing = state
@@ -426,11 +446,7 @@ pub(crate) async fn move_option(
             "say why the appointment moves".to_owned(),
         ));
     }
-    if start <= Timestamp::now() {
-        return Err(AppError::Invalid(
-            "cannot move it then: that time has already passed".to_owned(),
-        ));
-    }
+    check_notice(start, "move it")?;
     let site = site(state).await?;
     let current = state
         .store()

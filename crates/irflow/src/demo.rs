@@ -58,6 +58,7 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
     };
     let tz = jiff::tz::TimeZone::get(&config.time_zone)?;
     let summary = seed(&store, &tz).await?;
+    seed_todays_list(&store, &tz).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| {
@@ -608,6 +609,135 @@ async fn seed_waitlist_and_plans(demo: &Demo<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Today's list, so that the calendar shows a working day from the first start: on a
+/// weekday, five of the demo's ready patients across the rooms; those whose time has
+/// passed have checked in, except one who did not come. Run by `irflow demo` after
+/// [`seed`] (tests seed without it, so that what they book today is theirs alone).
+pub async fn seed_todays_list(store: &Store, tz: &jiff::tz::TimeZone) -> Result<()> {
+    let rules = irflow_rules::default_pack()?;
+    let mut users = Vec::new();
+    for (username, ..) in DEMO_USERS {
+        users.push(
+            store
+                .user_by_username(username)
+                .await
+                .with_context(|| format!("demo user {username}"))?,
+        );
+    }
+    let demo = Demo {
+        store,
+        users,
+        today: Timestamp::now().to_zoned_datetime(tz.clone()).date(),
+        rules: &rules,
+        tz,
+    };
+    seed_today(&demo).await
+}
+
+async fn seed_today(demo: &Demo<'_>) -> Result<()> {
+    use irflow_domain::scheduling::{ChairOption, SlotOption};
+    if matches!(
+        demo.today.weekday(),
+        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+    ) {
+        return Ok(());
+    }
+    let store = demo.store;
+    let site = store.default_site().await?.context("demo site")?;
+    let rooms = store.rooms(site.id).await?;
+    let chairs = store.chairs(site.id).await?;
+    let scheduler = demo.actor("scheduler")?;
+    let found = store
+        .list_cases(
+            &Actor::system("demo"),
+            &irflow_store::CaseFilter {
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let now = Timestamp::now();
+    // (patient, local start, room, no-show?)
+    let plan = [
+        ("Fischer", (8, 0), "Fluoro 1", false),
+        ("Adeyemi", (9, 0), "Fluoro 2", true),
+        ("Rossi", (10, 30), "Fluoro 1", false),
+        ("Tanaka", (13, 0), "CT 1", false),
+        ("Walsh", (14, 30), "Fluoro 2", false),
+    ];
+    for (family, (h, m), room_name, no_show) in plan {
+        let case = found
+            .iter()
+            .find(|c| c.family_name == family)
+            .with_context(|| format!("demo case {family}"))?;
+        let room = rooms
+            .iter()
+            .find(|r| r.name == room_name)
+            .with_context(|| format!("demo room {room_name}"))?;
+        let start = demo
+            .today
+            .to_datetime(jiff::civil::time(h, m, 0, 0))
+            .to_zoned_datetime(demo.tz.clone())?
+            .timestamp();
+        let end = start + SignedDuration::from_mins(20);
+        let chair = (family == "Rossi")
+            .then(|| chairs.first().map(|(id, _)| *id))
+            .flatten()
+            .map(|chair| ChairOption {
+                chair,
+                start: end,
+                end: end + SignedDuration::from_mins(60),
+            });
+        let option = SlotOption {
+            start,
+            end,
+            room: room.id,
+            radiologist: demo.user("radiologist")?.id.get(),
+            chair,
+        };
+        let booked_at = now - SignedDuration::from_hours(24 * 3);
+        store
+            .book_appointment(
+                &scheduler,
+                case.id,
+                &site,
+                &option,
+                room.turnaround_minutes,
+                None,
+                booked_at,
+                demo.today,
+            )
+            .await
+            .with_context(|| format!("demo booking today {family}"))?;
+        let arrived_at = start - SignedDuration::from_mins(12);
+        if no_show && start + SignedDuration::from_mins(30) < now {
+            store
+                .transition_case(
+                    &scheduler,
+                    case.id,
+                    &TransitionRequest::new(Action::RecordNoShow)
+                        .because("Did not arrive; no answer on the phone.".to_owned()),
+                    None,
+                    start + SignedDuration::from_mins(30),
+                    demo.today,
+                )
+                .await?;
+        } else if !no_show && arrived_at < now {
+            store
+                .transition_case(
+                    &demo.actor("nurse")?,
+                    case.id,
+                    &TransitionRequest::new(Action::CheckIn),
+                    None,
+                    arrived_at,
+                    demo.today,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Books a real appointment: at the time the procedure happened for cases already
 /// done, otherwise the earliest option from tomorrow that the slot finder offers.
 async fn book_demo_appointment(
@@ -971,7 +1101,88 @@ fn demo_cases() -> Vec<DemoCase> {
             "M47.816",
         ),
     );
-    vec![
+    let today_forms = [
+        (
+            "Fischer",
+            "Hannah",
+            "1968-02-11",
+            "MRN-104701",
+            "64483",
+            "L5-S1",
+            "right",
+        ),
+        (
+            "Adeyemi",
+            "Tunde",
+            "1959-09-30",
+            "MRN-104702",
+            "64493",
+            "L4-L5",
+            "bilateral",
+        ),
+        (
+            "Rossi",
+            "Marco",
+            "1972-12-05",
+            "MRN-104703",
+            "62323",
+            "L4-L5",
+            "left",
+        ),
+        (
+            "Tanaka",
+            "Yuki",
+            "1980-04-22",
+            "MRN-104704",
+            "64483",
+            "L4-L5",
+            "left",
+        ),
+        (
+            "Walsh",
+            "Brigid",
+            "1957-07-14",
+            "MRN-104705",
+            "27096",
+            "",
+            "right",
+        ),
+    ];
+    let mut todays: Vec<DemoCase> = today_forms
+        .iter()
+        .map(|(family, given, dob, mrn, code, levels, side)| DemoCase {
+            screening: Some(if *family == "Rossi" {
+                r#"{"escort_available":false}"#
+            } else {
+                r#"{"escort_available":true}"#
+            }),
+            ..online(
+                form(
+                    family,
+                    given,
+                    dob,
+                    mrn,
+                    "617-555-0100",
+                    "",
+                    "en",
+                    (
+                        code,
+                        levels,
+                        side,
+                        "Radicular or joint pain, failed conservative care.",
+                        "",
+                    ),
+                ),
+                "referrer",
+                9,
+                &[
+                    ("radiologist", A::Accept, None),
+                    ("nurse", A::MarkReady, None),
+                ],
+            )
+        })
+        .collect();
+    let mut cases = vec![
         online(garcia, "referrer", 0, &[]),
         DemoCase {
             channel: Channel::Phone,
@@ -1147,5 +1358,7 @@ fn demo_cases() -> Vec<DemoCase> {
                 ],
             )
         },
-    ]
+    ];
+    cases.append(&mut todays);
+    cases
 }

@@ -1070,31 +1070,37 @@ async fn a_nurse_checks_a_patient_in_from_the_calendar() {
     let now = jiff::Timestamp::now();
     let start_at =
         jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(300)).unwrap();
-    let option = irflow_domain::scheduling::SlotOption {
-        start: start_at,
-        end: start_at + jiff::SignedDuration::from_mins(20),
-        room: store.rooms(site.id).await.unwrap()[0].id,
-        radiologist: store
-            .user_by_username("radiologist")
-            .await
-            .unwrap()
-            .id
-            .get(),
-        chair: None,
-    };
-    let appointment = store
-        .book_appointment(
-            &store.user_by_username("scheduler").await.unwrap().actor(),
-            cohen,
-            &site,
-            &option,
-            10,
-            None,
-            now,
-            now.to_zoned_datetime(tz).date(),
-        )
-        .await
-        .unwrap();
+    // The demo has its own list today: take a room and radiologist free now.
+    let scheduler = store.user_by_username("scheduler").await.unwrap().actor();
+    let mut appointment = None;
+    'find: for room in store.rooms(site.id).await.unwrap() {
+        for rad in ["radiologist2", "radiologist3", "radiologist"] {
+            let option = irflow_domain::scheduling::SlotOption {
+                start: start_at,
+                end: start_at + jiff::SignedDuration::from_mins(20),
+                room: room.id,
+                radiologist: store.user_by_username(rad).await.unwrap().id.get(),
+                chair: None,
+            };
+            if let Ok(a) = store
+                .book_appointment(
+                    &scheduler,
+                    cohen,
+                    &site,
+                    &option,
+                    10,
+                    None,
+                    now,
+                    now.to_zoned_datetime(tz.clone()).date(),
+                )
+                .await
+            {
+                appointment = Some(a);
+                break 'find;
+            }
+        }
+    }
+    let appointment = appointment.expect("a room and a radiologist free now");
     store.close().await;
 
     sign_in(&s, "nurse").await;
@@ -1121,19 +1127,35 @@ async fn a_nurse_checks_a_patient_in_from_the_calendar() {
         .screenshot(&screenshot_dir().join("calendar-day.png"))
         .await
         .unwrap();
+    // The demo's own list for today may already have arrivals: count them first.
+    let arrived = |summary: &str| -> usize {
+        summary
+            .split(" · ")
+            .find_map(|part| part.strip_suffix(" arrived"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(usize::MAX)
+    };
+    let summary_text = || async {
+        match s.driver.find(By::Id("cal-summary")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    };
+    let before = arrived(&summary_text().await);
+    assert_ne!(before, usize::MAX, "the day's summary counts arrivals");
     // Check in: the block turns to arrived with the time (htmx swaps it in place).
     click(&s, &format!("check-in-{cohen}")).await;
     wait_for_text(&s.driver, "cal-st-arrived").await;
     // The day's counts follow (htmx swaps them out of band).
-    let summary = s
-        .driver
-        .find(By::Id("cal-summary"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!summary.contains(" 0 arrived"), "{summary}");
+    let mut summary = String::new();
+    for _ in 0..50 {
+        summary = summary_text().await;
+        if arrived(&summary) == before + 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(arrived(&summary), before + 1, "{summary}");
     let text = s
         .driver
         .find(By::Id(format!("appt-{}", appointment.id)))

@@ -35,7 +35,27 @@ async fn a_scheduler_books_and_cancels_and_races_have_one_winner() {
     assert_eq!(slots.len(), 5);
     let first = &slots[0];
     let start: jiff::Timestamp = first["start"].as_str().unwrap().parse().unwrap();
-    assert!(start > jiff::Timestamp::now(), "never in the past");
+    assert!(
+        start >= jiff::Timestamp::now() + jiff::SignedDuration::from_mins(59),
+        "never in the past, and with an hour's notice"
+    );
+    // A time within the hour is refused with the reason, whatever the clock says.
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(20);
+    let soon = jiff::Timestamp::from_second(soon.as_second() - soon.as_second() % 300).unwrap()
+        + jiff::SignedDuration::from_mins(5);
+    let r = reqwest::Client::new()
+        .post(app.at(&format!("/api/v1/cases/{cohen}/appointment")))
+        .bearer_auth(&sched)
+        .json(&json!({"start": soon.to_string(), "room": first["room"]["id"], "radiologist": first["radiologist"]["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("notice"),
+        "{v}"
+    );
     let arrive: jiff::Timestamp = first["arrive_by"].as_str().unwrap().parse().unwrap();
     assert_eq!(start - arrive, jiff::SignedDuration::from_mins(15));
     assert_eq!(
@@ -716,5 +736,53 @@ async fn daylight_saving_changes_keep_clinic_hours_at_the_api() {
     let (_, again) = get(&app, &sched, &format!("/api/v1/cases/{cohen}/appointment")).await;
     let utc: jiff::Timestamp = again["start"].as_str().unwrap().parse().unwrap();
     assert_eq!(utc.to_string(), "2027-11-08T13:00:00Z");
+    app.stop().await;
+}
+
+/// The demo's list for today (run by `irflow demo`): on a weekday five patients whose
+/// attendance matches the clock — checked in once their arrival time has passed, one
+/// no-show half an hour after their start — and nobody double booked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_a_working_day_today() {
+    let app = App::start().await;
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    irflow::demo::seed_todays_list(&app.store, &tz)
+        .await
+        .expect("today's list");
+    let nurse = app.token_for("nurse").await;
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned_datetime(tz.clone()).date();
+    let (status, v) = get(&app, &nurse, &format!("/api/v1/appointments?from={today}")).await;
+    assert_eq!(status, 200, "{v}");
+    let list = v["appointments"].as_array().unwrap();
+    if matches!(
+        today.weekday(),
+        jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+    ) {
+        assert!(list.is_empty(), "closed at weekends: {v}");
+        app.stop().await;
+        return;
+    }
+    assert_eq!(list.len(), 5, "{v}");
+    for a in list {
+        let start: jiff::Timestamp = a["start"].as_str().unwrap().parse().unwrap();
+        assert_eq!(start.to_zoned_datetime(tz.clone()).date(), today);
+        let family = a["patient"]["family_name"].as_str().unwrap();
+        let expected = if family == "Adeyemi" {
+            if start + jiff::SignedDuration::from_mins(30) < now {
+                "no_show"
+            } else {
+                "booked"
+            }
+        } else if start - jiff::SignedDuration::from_mins(12) < now {
+            "arrived"
+        } else {
+            "booked"
+        };
+        assert_eq!(a["state"], expected, "{family}: {a}");
+        if family == "Rossi" {
+            assert!(!a["recovery_chair"].is_null(), "Rossi has no escort: {a}");
+        }
+    }
     app.stop().await;
 }

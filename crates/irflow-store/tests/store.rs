@@ -1012,9 +1012,17 @@ async fn racing_bookings_have_exactly_one_winner(db: &TestDatabase) {
     for i in 0..12 {
         cases.push(ready_case(store, &w, &format!("Race{i}")).await);
     }
+    // Half the clients go through a second store with its own connection pool, as a
+    // second irflow process sharing the database would.
+    let second = Store::open(&db.url).await.unwrap();
     let mut tasks = Vec::new();
-    for case in cases.clone() {
-        let (store, site, scheduler) = (store.clone(), site.clone(), scheduler.clone());
+    for (i, case) in cases.clone().into_iter().enumerate() {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            second.clone()
+        };
+        let (site, scheduler) = (site.clone(), scheduler.clone());
         tasks.push(tokio::spawn(async move {
             store
                 .book_appointment(
@@ -1042,6 +1050,7 @@ async fn racing_bookings_have_exactly_one_winner(db: &TestDatabase) {
         wins, 1,
         "exactly one booking of the same room and radiologist at the same time"
     );
+    second.close().await;
     // Overlapping but not identical (10 minutes later, inside the first booking plus turnaround): refused.
     let later = irflow_domain::scheduling::SlotOption {
         start: start + SignedDuration::from_mins(25),

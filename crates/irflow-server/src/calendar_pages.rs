@@ -36,7 +36,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, parse_case_id};
 use crate::auth::constant_time_eq;
 use crate::pages::{Chrome, case_error, error_page, forged, render};
-use crate::scheduling_api::{ARRIVE_MINUTES_BEFORE, appointment_json};
+use crate::scheduling_api::appointment_json;
 use crate::session::{ApiCaller, SignedIn};
 use crate::{AppError, AppState};
 
@@ -741,6 +741,7 @@ async fn build(
         }
         for (c, spec) in cols.iter().zip(&specs) {
             let ctx = BlockContext {
+                arrive_minutes: state.config().arrive_minutes_before,
                 loaded: &loaded,
                 tz,
                 now,
@@ -873,7 +874,7 @@ async fn build(
         summary,
         notice,
         error: failed.map(|(_, m)| m),
-        arrive_minutes: ARRIVE_MINUTES_BEFORE,
+        arrive_minutes: state.config().arrive_minutes_before,
     })
 }
 
@@ -892,6 +893,7 @@ fn span_label(start: Timestamp, end: Timestamp, tz: &TimeZone) -> String {
 }
 
 struct BlockContext<'a> {
+    arrive_minutes: i64,
     loaded: &'a Loaded,
     tz: &'a TimeZone,
     now: Timestamp,
@@ -914,10 +916,7 @@ fn appt_block(l: &AppointmentListing, ctx: &BlockContext<'_>) -> ApptBlock {
         time: format!("{}–{}", clock(a.start, tz), clock(a.end, tz)),
         patient: format!("{}, {}", l.family_name, l.given_name),
         procedure: l.procedure_name.clone(),
-        arrive: clock(
-            a.start - SignedDuration::from_mins(ARRIVE_MINUTES_BEFORE),
-            tz,
-        ),
+        arrive: clock(a.start - SignedDuration::from_mins(ctx.arrive_minutes), tz),
         who: match ctx.kind {
             ResourceKind::Room => a.radiologist_name.clone(),
             _ => a.room_name.clone(),

@@ -27,7 +27,6 @@ use jiff::{SignedDuration, Span, Timestamp};
 use serde::Serialize;
 
 use crate::fhir::FhirResponse;
-use crate::scheduling_api::ARRIVE_MINUTES_BEFORE;
 use crate::session::ApiCaller;
 use crate::{AppError, AppState};
 
@@ -298,7 +297,11 @@ fn days(n: i64) -> SignedDuration {
 
 // ----- Appointment -----------------------------------------------------------
 
-fn appointment_view(l: &AppointmentListing, chairs: &[(i64, String)]) -> AppointmentView {
+fn appointment_view(
+    l: &AppointmentListing,
+    chairs: &[(i64, String)],
+    arrive_minutes_before: i64,
+) -> AppointmentView {
     let a = &l.appointment;
     AppointmentView {
         id: a.id,
@@ -325,7 +328,7 @@ fn appointment_view(l: &AppointmentListing, chairs: &[(i64, String)]) -> Appoint
             }),
             _ => None,
         },
-        arrive_minutes_before: ARRIVE_MINUTES_BEFORE,
+        arrive_minutes_before,
     }
 }
 
@@ -356,7 +359,7 @@ pub async fn read_appointment(
             let tz = zone(&state).await?;
             let chairs = chairs(&state).await?;
             Ok(ok(&fs::appointment(
-                &appointment_view(&listing, &chairs),
+                &appointment_view(&listing, &chairs, state.config().arrive_minutes_before),
                 &tz,
             )))
         }
@@ -492,7 +495,12 @@ pub async fn search_appointments(
     let base = base_url(&state, &headers);
     let all: Vec<_> = listings
         .iter()
-        .map(|l| (appointment_view(l, &chairs), l))
+        .map(|l| {
+            (
+                appointment_view(l, &chairs, state.config().arrive_minutes_before),
+                l,
+            )
+        })
         .filter(|(v, _)| {
             statuses.is_empty()
                 || statuses

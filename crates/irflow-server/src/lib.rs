@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub public_base_url: Option<String>,
     /// The identifier system of the hospital's MRNs in FHIR resources.
     pub mrn_system: String,
+    /// Minutes before the start that patients are asked to arrive.
+    pub arrive_minutes_before: i64,
+    /// The least notice a booking gives, in minutes.
+    pub min_notice_minutes: i64,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +75,8 @@ impl Default for ServerConfig {
             login_failures_per_client: 20,
             public_base_url: None,
             mrn_system: irflow_fhir::DEFAULT_MRN_SYSTEM.to_owned(),
+            arrive_minutes_before: scheduling_api::ARRIVE_MINUTES_BEFORE,
+            min_notice_minutes: scheduling_api::MIN_NOTICE_MINUTES,
         }
     }
 }

@@ -1232,13 +1232,7 @@ async fn booking_panel(
                         local_time(a.start, tz),
                         a.end.to_zoned_datetime(tz.clone()).strftime("%H:%M")
                     ),
-                    arrive: local_time(
-                        a.start
-                            - jiff::SignedDuration::from_mins(
-                                crate::scheduling_api::ARRIVE_MINUTES_BEFORE,
-                            ),
-                        tz,
-                    ),
+                    arrive: local_time(crate::scheduling_api::arrive_by(state, a.start), tz),
                     room: a.room_name.clone(),
                     radiologist: a.radiologist_name.clone(),
                     chair: a.chair_window.map(|(s, e)| {

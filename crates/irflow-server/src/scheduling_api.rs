@@ -21,28 +21,37 @@ use crate::session::ApiCaller;
 use crate::views::rfc3339_local;
 use crate::{AppError, AppState};
 
-/// Minutes before the start that patients arrive (PRODUCT.md: 15).
+/// Default minutes before the start that patients arrive (PRODUCT.md: 15); the
+/// `scheduling.arrive_minutes_before` setting.
 pub const ARRIVE_MINUTES_BEFORE: i64 = 15;
 
-/// The least notice a booking gives: the patient must be told, arrive 15 minutes
-/// early and may need to arrange a driver, so nothing starts within the hour.
+/// Default least notice a booking gives: the patient must be told, arrive early and
+/// may need to arrange a driver, so nothing starts within the hour; the
+/// `scheduling.min_notice_minutes` setting.
 pub const MIN_NOTICE_MINUTES: i64 = 60;
 
+/// When the patient is asked to arrive for a start.
+pub(crate) fn arrive_by(state: &AppState, start: Timestamp) -> Timestamp {
+    start - SignedDuration::from_mins(state.config().arrive_minutes_before)
+}
+
 /// The earliest start that gives the minimum notice.
-fn earliest_start() -> Timestamp {
-    Timestamp::now() + SignedDuration::from_mins(MIN_NOTICE_MINUTES)
+fn earliest_start(state: &AppState) -> Timestamp {
+    Timestamp::now() + SignedDuration::from_mins(state.config().min_notice_minutes)
 }
 
 /// Refuses a start in the past or without the minimum notice, with the reason.
-fn check_notice(start: Timestamp, verb: &str) -> Result<(), AppError> {
+fn check_notice(state: &AppState, start: Timestamp, verb: &str) -> Result<(), AppError> {
     if start <= Timestamp::now() {
         return Err(AppError::Invalid(format!(
             "cannot {verb} then: that time has already passed"
         )));
     }
-    if start < earliest_start() {
+    if start < earliest_start(state) {
         return Err(AppError::Invalid(format!(
-            "cannot {verb} then: less than {MIN_NOTICE_MINUTES} minutes' notice (the patient arrives {ARRIVE_MINUTES_BEFORE} minutes early and may need a driver)"
+            "cannot {verb} then: less than {} minutes' notice (the patient arrives {} minutes early and may need a driver)",
+            state.config().min_notice_minutes,
+            state.config().arrive_minutes_before
         )));
     }
     Ok(())
@@ -134,7 +143,7 @@ pub(crate) async fn request_for(
                 "the screening defers this case until a problem has resolved".to_owned(),
             ));
         }
-        (Some(at), _) => at.timestamp().max(earliest_start()),
+        (Some(at), _) => at.timestamp().max(earliest_start(state)),
     };
     Ok(SlotRequest {
         procedure: procedure.code.clone(),
@@ -165,7 +174,7 @@ pub(crate) async fn option_json(
     Ok(json!({
         "start": rfc3339_local(o.start, tz),
         "end": rfc3339_local(o.end, tz),
-        "arrive_by": rfc3339_local(o.start - SignedDuration::from_mins(ARRIVE_MINUTES_BEFORE), tz),
+        "arrive_by": rfc3339_local(arrive_by(state, o.start), tz),
         "room": { "id": o.room, "name": room.map(|r| r.name.clone()), "modality": room.map(|r| r.modality.as_str()) },
         "radiologist": { "id": o.radiologist, "name": rad.map(|u| u.display_name.clone()) },
         "recovery_chair": o.chair.map(|c| json!({
@@ -236,7 +245,7 @@ pub(crate) async fn book_option(
             "appointments are booked by schedulers".to_owned(),
         ));
     }
-    check_notice(start, "book")?;
+    check_notice(state, start, "book")?;
     let site = site(state).await?;
     // An idempotent retry of a booking already made returns it.
     let existing = state
@@ -333,7 +342,7 @@ pub(crate) fn appointment_json(state: &AppState, a: &AppointmentRecord) -> Value
         "status": a.state(),
         "start": rfc3339_local(a.start, tz),
         "end": rfc3339_local(a.end, tz),
-        "arrive_by": rfc3339_local(a.start - SignedDuration::from_mins(ARRIVE_MINUTES_BEFORE), tz),
+        "arrive_by": rfc3339_local(arrive_by(state, a.start), tz),
         "room": { "id": a.room_id, "name": a.room_name },
         "radiologist": { "id": a.radiologist_id, "name": a.radiologist_name },
         "recovery_chair": a.chair_id.map(|c| json!({
@@ -446,7 +455,7 @@ pub(crate) async fn move_option(
             "say why the appointment moves".to_owned(),
         ));
     }
-    check_notice(start, "move it")?;
+    check_notice(state, start, "move it")?;
     let site = site(state).await?;
     let current = state
         .store()

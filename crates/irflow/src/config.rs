@@ -44,6 +44,10 @@ pub struct Config {
     pub mrn_system: String,
     /// A rule pack directory; `None`: the built-in default pack.
     pub rules_dir: Option<PathBuf>,
+    /// Minutes before the start that patients are asked to arrive (default 15).
+    pub arrive_minutes_before: i64,
+    /// The least notice a booking gives, in minutes (default 60).
+    pub min_notice_minutes: i64,
 }
 
 /// How logs are written (always to standard error).
@@ -109,6 +113,8 @@ impl Default for Config {
             public_base_url: server.public_base_url,
             mrn_system: server.mrn_system,
             rules_dir: None,
+            arrive_minutes_before: server.arrive_minutes_before,
+            min_notice_minutes: server.min_notice_minutes,
         }
     }
 }
@@ -124,7 +130,15 @@ struct FileConfig {
     rules_dir: Option<PathBuf>,
     department: Option<FileDepartment>,
     security: Option<FileSecurity>,
+    scheduling: Option<FileScheduling>,
     log: Option<FileLog>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileScheduling {
+    arrive_minutes_before: Option<i64>,
+    min_notice_minutes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +255,12 @@ impl Config {
         if let Some(v) = var("IRFLOW_MRN_SYSTEM") {
             c.mrn_system = v;
         }
+        if let Some(v) = var("IRFLOW_ARRIVE_MINUTES_BEFORE") {
+            c.arrive_minutes_before = parse_int(&v, "IRFLOW_ARRIVE_MINUTES_BEFORE")?;
+        }
+        if let Some(v) = var("IRFLOW_MIN_NOTICE_MINUTES") {
+            c.min_notice_minutes = parse_int(&v, "IRFLOW_MIN_NOTICE_MINUTES")?;
+        }
         if let Some(v) = var("IRFLOW_RULES_DIR") {
             c.rules_dir = Some(PathBuf::from(v));
         }
@@ -311,6 +331,14 @@ impl Config {
                 self.mrn_system = v;
             }
         }
+        if let Some(s) = file.scheduling {
+            if let Some(v) = s.arrive_minutes_before {
+                self.arrive_minutes_before = v;
+            }
+            if let Some(v) = s.min_notice_minutes {
+                self.min_notice_minutes = v;
+            }
+        }
         if let Some(s) = file.security {
             if let Some(v) = s.cookie_secure {
                 self.cookie_secure = v;
@@ -359,6 +387,16 @@ impl Config {
         }
         if !(1..=24 * 7).contains(&self.session_max_hours) {
             bail!("security.session_max_hours must be between 1 and 168");
+        }
+        if !(0..=120).contains(&self.arrive_minutes_before) {
+            bail!(
+                "scheduling.arrive_minutes_before (IRFLOW_ARRIVE_MINUTES_BEFORE) must be between 0 and 120"
+            );
+        }
+        if !(0..=7 * 24 * 60).contains(&self.min_notice_minutes) {
+            bail!(
+                "scheduling.min_notice_minutes (IRFLOW_MIN_NOTICE_MINUTES) must be between 0 and 10080 (a week)"
+            );
         }
         if self.login_failures_per_user < 1 || self.login_failures_per_client < 1 {
             bail!(
@@ -434,6 +472,8 @@ impl Config {
             login_failures_per_client: self.login_failures_per_client,
             public_base_url: self.public_base_url.clone(),
             mrn_system: self.mrn_system.clone(),
+            arrive_minutes_before: self.arrive_minutes_before,
+            min_notice_minutes: self.min_notice_minutes,
         }
     }
 }
@@ -497,6 +537,24 @@ mod tests {
     }
 
     #[test]
+    fn scheduling_settings_come_from_the_file_and_the_environment() {
+        let file =
+            temp_file("[scheduling]\narrive_minutes_before = 30\nmin_notice_minutes = 120\n");
+        let overrides = Overrides {
+            config_file: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let c = Config::load(&overrides, &env_of(&[])).expect("valid");
+        assert_eq!((c.arrive_minutes_before, c.min_notice_minutes), (30, 120));
+        let c = Config::load(&overrides, &env_of(&[("IRFLOW_MIN_NOTICE_MINUTES", "0")]))
+            .expect("valid");
+        assert_eq!(c.server_config().min_notice_minutes, 0);
+        assert_eq!(c.server_config().arrive_minutes_before, 30);
+        let d = Config::load(&Overrides::default(), &env_of(&[])).expect("defaults");
+        assert_eq!((d.arrive_minutes_before, d.min_notice_minutes), (15, 60));
+    }
+
+    #[test]
     fn bad_values_say_what_to_fix() {
         let err = |pairs: &[(&str, &str)]| {
             Config::load(&Overrides::default(), &env_of(pairs))
@@ -504,6 +562,8 @@ mod tests {
                 .to_string()
         };
         assert!(err(&[("IRFLOW_TIME_ZONE", "Mars/Olympus")]).contains("IANA"));
+        assert!(err(&[("IRFLOW_ARRIVE_MINUTES_BEFORE", "-5")]).contains("between 0 and 120"));
+        assert!(err(&[("IRFLOW_MIN_NOTICE_MINUTES", "soon")]).contains("whole number"));
         assert!(err(&[("IRFLOW_LISTEN", "localhost")]).contains("127.0.0.1:8080"));
         assert!(err(&[("IRFLOW_COOKIE_SECURE", "maybe")]).contains("true or false"));
         assert!(err(&[("IRFLOW_DATABASE_URL", "mysql://x")]).contains("not supported"));

@@ -711,6 +711,16 @@ pub async fn site_submit(State(state): State<AppState>, who: SignedIn, body: Str
                 form.time_zone.trim()
             ),
         ));
+    } else if form.time_zone.trim() != state.config().time_zone_name {
+        // Pages, letters and the API show times in the configured zone: a site in
+        // another zone would be booked in one and shown in the other.
+        errors.0.push(err(
+            "time_zone",
+            format!(
+                "irflow shows and books times in {} (the department.time_zone setting); change that setting and restart to move the site to another zone",
+                state.config().time_zone_name
+            ),
+        ));
     }
     let result = if errors.is_empty() {
         let store = state.store();

@@ -521,8 +521,9 @@ async fn invalid_input_is_shown_by_its_field_and_changes_nothing() {
         closures_before
     );
 
-    // A valid change of zone is saved (and audited).
-    let (status, _, _) = post(
+    // A real zone other than the one irflow shows times in is refused: the site would be
+    // booked in one zone and shown in another.
+    let (status, html, _) = post(
         &admin,
         &app,
         "/admin/resources/site",
@@ -530,10 +531,28 @@ async fn invalid_input_is_shown_by_its_field_and_changes_nothing() {
         &[("name", "Main Campus IR"), ("time_zone", "America/Chicago")],
     )
     .await;
-    assert_eq!(status, 303);
+    assert_eq!(status, 422);
+    assert!(html.contains("department.time_zone"), "{html}");
     assert_eq!(
         app.store.default_site().await.unwrap().unwrap().time_zone,
-        "America/Chicago"
+        "America/New_York"
+    );
+    // A rename is saved (and audited).
+    let (status, _, _) = post(
+        &admin,
+        &app,
+        "/admin/resources/site",
+        "/admin/resources",
+        &[
+            ("name", "Main Campus IR (Building 2)"),
+            ("time_zone", "America/New_York"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        app.store.default_site().await.unwrap().unwrap().name,
+        "Main Campus IR (Building 2)"
     );
     app.stop().await;
 }

@@ -11,7 +11,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use irflow_domain::scheduling::SlotOption;
+use irflow_domain::scheduling::{Interval, ResourceId, SlotOption};
 use irflow_domain::{Actor, CaseId, Role};
 use irflow_store::{AppointmentRecord, SiteRecord, WaitlistEntry};
 use jiff::{SignedDuration, Timestamp};
@@ -107,6 +107,35 @@ pub(crate) async fn freed_offers(
                 .await?
         }
     };
+    if freed.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A freed time someone has since rebooked is gone: keep those whose room is free.
+    let (lo, hi) = freed
+        .iter()
+        .fold((freed[0].start, freed[0].end), |(lo, hi), f| {
+            (lo.min(f.start), hi.max(f.end))
+        });
+    let res = state
+        .store()
+        .slot_resources(
+            &site,
+            lo - SignedDuration::from_hours(24),
+            hi + SignedDuration::from_hours(24),
+        )
+        .await?;
+    let freed: Vec<AppointmentRecord> = freed
+        .into_iter()
+        .filter(|f| {
+            res.busy.is_free(
+                &ResourceId::Room(f.room_id),
+                &Interval {
+                    start: f.start,
+                    end: f.end,
+                },
+            )
+        })
+        .collect();
     if freed.is_empty() {
         return Ok(Vec::new());
     }

@@ -93,6 +93,29 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2_000)]
         searches: usize,
     },
+    /// Scheduling end to end on a fresh database: slot searches in-process and over
+    /// HTTP, and booking throughput with concurrent clients against the raw insert
+    /// rate. Always on a temporary SQLite database; also on PostgreSQL when
+    /// `--database-url postgres://...` is given (a fresh database is created next
+    /// to the one named there and dropped afterwards).
+    Scheduling(BenchSchedulingArgs),
+}
+
+/// `irflow bench scheduling`.
+#[derive(Debug, Args)]
+pub struct BenchSchedulingArgs {
+    /// Appointments of history and future bookings to seed (over the past and coming year).
+    #[arg(long, default_value_t = 50_000)]
+    pub appointments: usize,
+    /// Slot searches to time (in-process, and again over HTTP).
+    #[arg(long, default_value_t = 2_000)]
+    pub searches: usize,
+    /// Bookings to make through the API (each for its own ready case).
+    #[arg(long, default_value_t = 2_000)]
+    pub bookings: usize,
+    /// Concurrent booking clients.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
 }
 
 /// `irflow user ...`.

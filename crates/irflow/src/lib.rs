@@ -23,6 +23,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     let overrides = cli.overrides();
     match cli.command {
         Command::Demo(args) => demo::run(args, cli.data_dir.clone()).await,
+        // Its own fresh databases: only the --database-url flag is used, never the config.
+        Command::Bench(cli::BenchCommand::Scheduling(args)) => {
+            bench::scheduling(args, cli.database_url.clone()).await
+        }
         command => {
             let config = Config::load(&overrides, &env)?;
             init_logging(config.log_format, &config.log_level);
@@ -51,7 +55,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     searches,
                 }) => bench::slots(appointments, searches),
                 Command::Token(cmd) => token_command(&config, cmd).await,
-                Command::Demo(_) => unreachable!("handled above"),
+                Command::Demo(_) | Command::Bench(cli::BenchCommand::Scheduling(_)) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

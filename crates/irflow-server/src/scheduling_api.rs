@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use irflow_domain::scheduling::{SlotOption, SlotRequest, check_option, find_slots};
+use irflow_domain::scheduling::{SlotOption, SlotRequest, check_option};
 use irflow_domain::screening::Decision;
 use irflow_domain::{CaseId, CaseState};
 use irflow_store::{AppointmentRecord, SiteRecord};
@@ -165,13 +165,38 @@ pub(crate) async fn option_json(
     site: &SiteRecord,
     o: &SlotOption,
 ) -> Result<Value, AppError> {
-    let tz = state.time_zone();
+    Ok(options_json(state, site, std::slice::from_ref(o))
+        .await?
+        .pop()
+        .unwrap_or(Value::Null))
+}
+
+/// Several options, with the site's rooms, users and chairs read once.
+pub(crate) async fn options_json(
+    state: &AppState,
+    site: &SiteRecord,
+    options: &[SlotOption],
+) -> Result<Vec<Value>, AppError> {
     let rooms = state.store().rooms(site.id).await?;
     let users = state.store().list_users().await?;
     let chairs = state.store().chairs(site.id).await?;
+    Ok(options
+        .iter()
+        .map(|o| option_value(state, &rooms, &users, &chairs, o))
+        .collect())
+}
+
+fn option_value(
+    state: &AppState,
+    rooms: &[irflow_store::RoomRecord],
+    users: &[irflow_store::UserRecord],
+    chairs: &[(i64, String)],
+    o: &SlotOption,
+) -> Value {
+    let tz = state.time_zone();
     let room = rooms.iter().find(|r| r.id == o.room);
     let rad = users.iter().find(|u| u.id.get() == o.radiologist);
-    Ok(json!({
+    json!({
         "start": rfc3339_local(o.start, tz),
         "end": rfc3339_local(o.end, tz),
         "arrive_by": rfc3339_local(arrive_by(state, o.start), tz),
@@ -183,7 +208,7 @@ pub(crate) async fn option_json(
             "start": rfc3339_local(c.start, tz),
             "end": rfc3339_local(c.end, tz),
         })),
-    }))
+    })
 }
 
 /// The earliest bookable options for a case from a date. A booked case's own
@@ -213,18 +238,7 @@ pub(crate) async fn find_in(
     req: &SlotRequest,
     exclude: Option<i64>,
 ) -> Result<Vec<SlotOption>, AppError> {
-    let from = req.not_before - SignedDuration::from_hours(24);
-    let to = req.not_before + SignedDuration::from_hours(24 * i64::from(req.days_ahead + 2));
-    let res = match exclude {
-        None => state.store().slot_resources(site, from, to).await?,
-        Some(a) => {
-            state
-                .store()
-                .slot_resources_excluding(site, from, to, a)
-                .await?
-        }
-    };
-    Ok(find_slots(&res, req))
+    Ok(state.store().search_slots(site, req, exclude).await?)
 }
 
 /// Books one requested option for a case, checked rule by rule.
@@ -327,10 +341,7 @@ pub async fn slots(
             .ok_or_else(|| AppError::BadRequest("limit must be 1-50".to_owned()))?,
     };
     let (site, found) = options(&state, &caller.actor(), id, from, limit).await?;
-    let mut out = Vec::with_capacity(found.len());
-    for o in &found {
-        out.push(option_json(&state, &site, o).await?);
-    }
+    let out = options_json(&state, &site, &found).await?;
     Ok(Json(json!({ "slots": out })))
 }
 

@@ -5,8 +5,8 @@
 
 use irflow_domain::pathway::{self, TransitionRequest};
 use irflow_domain::scheduling::{
-    BusyIndex, ChairInfo, Interval, RadiologistInfo, ResourceId, RoomInfo, SlotOption,
-    SlotResources, WeeklyWindow,
+    BusyIndex, ChairInfo, Interval, RadiologistInfo, ResourceId, RoomInfo, SlotOption, SlotRequest,
+    SlotResources, WeeklyWindow, find_slots,
 };
 use irflow_domain::{Action, Actor, CaseId, Modality, Role, UserId};
 use jiff::Timestamp;
@@ -320,6 +320,58 @@ impl Store {
         self.load_slot_resources(site, from, to, None).await
     }
 
+    /// The finder's options for a request. Bookings are loaded for the days searched,
+    /// from the request's first day (not from `not_before`), a few days at a time:
+    /// the first day, then up to 3, 7 and the whole horizon, each step adding only
+    /// the new days, until `limit` options are found. Most searches end on the first
+    /// day; the result is the same as searching the whole horizon at once. `exclude`
+    /// leaves one appointment out (the case's own, when moving it).
+    pub async fn search_slots(
+        &self,
+        site: &SiteRecord,
+        req: &SlotRequest,
+        exclude: Option<i64>,
+    ) -> Result<Vec<SlotOption>> {
+        let mut res = self.slot_config(site).await?;
+        let tz = res.tz.clone();
+        let first_day = req
+            .from
+            .max(req.not_before.to_zoned_datetime(tz.clone()).date());
+        let start_of = |d: Date| -> Result<Timestamp> {
+            Ok(d.to_zoned_datetime(tz.clone())
+                .map_err(|e| StoreError::Invalid(format!("date {d}: {e}")))?
+                .timestamp())
+        };
+        let mut loaded = start_of(first_day)?.max(req.not_before);
+        let mut days = 0;
+        for stage in [1, 3, 7, req.days_ahead] {
+            let stage = stage.min(req.days_ahead);
+            if stage <= days {
+                continue;
+            }
+            days = stage;
+            let until = start_of(
+                first_day
+                    .checked_add(jiff::Span::new().days(i64::from(days)))
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?,
+            )?;
+            self.add_busy(&mut res, site, loaded, until, exclude)
+                .await?;
+            loaded = until;
+            let found = find_slots(
+                &res,
+                &SlotRequest {
+                    days_ahead: days,
+                    ..req.clone()
+                },
+            );
+            if found.len() >= req.limit || days >= req.days_ahead {
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
     /// As [`Store::slot_resources`], leaving one appointment out (to move it).
     pub async fn slot_resources_excluding(
         &self,
@@ -339,6 +391,13 @@ impl Store {
         to: Timestamp,
         exclude: Option<i64>,
     ) -> Result<SlotResources> {
+        let mut res = self.slot_config(site).await?;
+        self.add_busy(&mut res, site, from, to, exclude).await?;
+        Ok(res)
+    }
+
+    /// The site's rooms, radiologists and chairs with their weekly hours; nothing busy yet.
+    async fn slot_config(&self, site: &SiteRecord) -> Result<SlotResources> {
         let tz = TimeZone::get(&site.time_zone)
             .map_err(|e| StoreError::Corrupt(format!("site time zone: {e}")))?;
         let windows = sqlx::query(
@@ -422,17 +481,44 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-        let mut busy = BusyIndex::new();
+        Ok(SlotResources {
+            tz,
+            rooms,
+            radiologists,
+            chairs,
+            busy: BusyIndex::new(),
+        })
+    }
+
+    /// Adds the bookings and closures busy at any time in `[from, to)`: each
+    /// booking's room (with turnaround), radiologist and chair, loaded once even
+    /// when windows are added one after another.
+    async fn add_busy(
+        &self,
+        res: &mut SlotResources,
+        site: &SiteRecord,
+        from: Timestamp,
+        to: Timestamp,
+        exclude: Option<i64>,
+    ) -> Result<()> {
+        let busy = &mut res.busy;
         let booked = sqlx::query(self.sql(
             "SELECT a.room_id, a.radiologist_id, a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at,
                     r.turnaround_minutes
              FROM appointments a JOIN rooms r ON r.id = a.room_id
-             WHERE a.status = 'booked' AND a.site_id = ? AND a.ends_at > ? AND a.starts_at < ?
+             WHERE a.status = 'booked' AND a.site_id = ?
+               AND a.starts_at >= ? AND a.starts_at < ?
+               AND (a.ends_at + r.turnaround_minutes * 60000000 > ? OR COALESCE(a.chair_ends_at, 0) > ?)
                AND (CAST(? AS BIGINT) IS NULL OR a.id <> ?)",
         ))
         .bind(site.id)
-        .bind(micros(from))
+        // No booking (procedure, turnaround and recovery chair) lasts a day: the
+        // start is bounded from below too, so the index range is the window, not
+        // all history; what is busy after `from` is then picked exactly.
+        .bind(micros(from - jiff::SignedDuration::from_hours(24)))
         .bind(micros(to))
+        .bind(micros(from))
+        .bind(micros(from))
         .bind(exclude)
         .bind(exclude)
         .fetch_all(&self.pool)
@@ -484,13 +570,7 @@ impl Store {
             };
             busy.add_closure(resource, interval);
         }
-        Ok(SlotResources {
-            tz,
-            rooms,
-            radiologists,
-            chairs,
-            busy,
-        })
+        Ok(())
     }
 
     /// Books a checked option for a ready case, atomically: the appointment, one

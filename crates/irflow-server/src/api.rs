@@ -695,6 +695,16 @@ pub(crate) async fn reevaluate(
         .case_detail(actor, id)
         .await
         .map_err(not_found_case)?;
+    reevaluate_stored(state, &record, &case.case.procedure_code, date)
+}
+
+/// Re-evaluates a stored screening's facts for another procedure date.
+pub(crate) fn reevaluate_stored(
+    state: &AppState,
+    record: &irflow_store::ScreeningRecord,
+    procedure_code: &str,
+    date: jiff::civil::Date,
+) -> Result<irflow_domain::screening::ScreeningDecision, AppError> {
     let mut stored: Value = serde_json::from_str(&record.facts_json)
         .map_err(|e| AppError::Internal(format!("stored facts: {e}")))?;
     if let Some(o) = stored.as_object_mut() {
@@ -704,7 +714,7 @@ pub(crate) async fn reevaluate(
     }
     let facts = crate::screening_json::parse_facts(
         stored.to_string().as_bytes(),
-        Some(&case.case.procedure_code),
+        Some(procedure_code),
         state.today(),
     )
     .map_err(AppError::Invalid)?;

@@ -76,10 +76,21 @@ pub(crate) async fn request_for(
     from: jiff::civil::Date,
     limit: usize,
 ) -> Result<SlotRequest, AppError> {
-    let actor = actor.clone();
-    let detail = state
+    Ok(request_and_context(state, actor, id, from, limit).await?.0)
+}
+
+/// As [`request_for`], with what was read to build it (one audited read of the case's
+/// scheduling context).
+pub(crate) async fn request_and_context(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    from: jiff::civil::Date,
+    limit: usize,
+) -> Result<(SlotRequest, irflow_store::SchedulingContext), AppError> {
+    let ctx = state
         .store()
-        .case_detail(&actor, id)
+        .scheduling_context(actor, id)
         .await
         .map_err(crate::pages::case_error)?;
     let procedure = state
@@ -87,14 +98,14 @@ pub(crate) async fn request_for(
         .procedures()
         .await?
         .into_iter()
-        .find(|p| p.code == detail.case.procedure_code)
+        .find(|p| p.code == ctx.case.procedure_code)
         .ok_or_else(|| {
             AppError::Conflict(format!(
                 "procedure {} is not in the catalogue",
-                detail.case.procedure_code
+                ctx.case.procedure_code
             ))
         })?;
-    match detail.case.state {
+    match ctx.case.state {
         CaseState::Ready | CaseState::Scheduled | CaseState::Confirmed => {}
         other => {
             let why = match other {
@@ -110,12 +121,7 @@ pub(crate) async fn request_for(
             )));
         }
     }
-    let plan = state
-        .store()
-        .case_plan(&actor, id)
-        .await
-        .map_err(crate::pages::case_error)?;
-    let modalities = match plan.guidance {
+    let modalities = match ctx.plan.guidance {
         None => procedure.modalities.clone(),
         Some(g) if procedure.modalities.contains(&g) => vec![g],
         Some(g) => {
@@ -126,12 +132,11 @@ pub(crate) async fn request_for(
             )));
         }
     };
-    let prefs = state
-        .store()
-        .preferences(&actor, id)
-        .await
-        .map_err(crate::pages::case_error)?;
-    let decision = crate::api::reevaluate(state, &actor, id, from).await?;
+    let record = ctx
+        .screening
+        .as_ref()
+        .ok_or_else(|| AppError::Conflict("this case has not been screened yet".to_owned()))?;
+    let decision = crate::api::reevaluate_stored(state, record, &ctx.case.procedure_code, from)?;
     let not_before = match (&decision.earliest_safe_at, decision.decision) {
         (_, Decision::Review) => {
             return Err(AppError::Conflict(
@@ -145,7 +150,7 @@ pub(crate) async fn request_for(
         }
         (Some(at), _) => at.timestamp().max(earliest_start(state)),
     };
-    Ok(SlotRequest {
+    let request = SlotRequest {
         procedure: procedure.code.clone(),
         modalities,
         duration_minutes: u32::from(procedure.duration_minutes),
@@ -155,9 +160,10 @@ pub(crate) async fn request_for(
         limit,
         step_minutes: 10,
         monitoring_minutes: decision.monitoring_minutes,
-        preferred_days: prefs.days,
-        preferred_time: prefs.time_of_day,
-    })
+        preferred_days: ctx.preferences.days.clone(),
+        preferred_time: ctx.preferences.time_of_day,
+    };
+    Ok((request, ctx))
 }
 
 pub(crate) async fn option_json(
@@ -221,13 +227,8 @@ pub(crate) async fn options(
     limit: usize,
 ) -> Result<(SiteRecord, Vec<SlotOption>), AppError> {
     let site = site(state).await?;
-    let req = request_for(state, actor, id, from, limit).await?;
-    let current = state
-        .store()
-        .appointment_for_case(actor, id)
-        .await
-        .map_err(crate::pages::case_error)?;
-    let found = find_in(state, &site, &req, current.as_ref().map(|a| a.id)).await?;
+    let (req, ctx) = request_and_context(state, actor, id, from, limit).await?;
+    let found = find_in(state, &site, &req, ctx.appointment.as_ref().map(|a| a.id)).await?;
     Ok((site, found))
 }
 

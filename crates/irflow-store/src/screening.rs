@@ -382,7 +382,7 @@ impl Store {
         result.map_err(hide_denial)
     }
 
-    async fn select_latest_screening(
+    pub(crate) async fn select_latest_screening(
         &self,
         actor: &Actor,
         case_id: CaseId,

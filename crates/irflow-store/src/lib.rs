@@ -158,6 +158,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The slot searches' configuration (rooms, hours, credentials, chairs), kept
+    /// with the `resource_version` it was read at (see `Store::search_slots`).
+    slot_config: std::sync::Arc<std::sync::Mutex<Option<scheduling::CachedConfig>>>,
 }
 
 impl Store {
@@ -205,7 +208,11 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            slot_config: std::sync::Arc::default(),
+        })
     }
 
     /// Connects and applies pending migrations.

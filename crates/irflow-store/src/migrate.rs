@@ -46,6 +46,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_attendance_waitlist.sql"),
         postgres: include_str!("../migrations/postgres/0005_attendance_waitlist.sql"),
     },
+    Migration {
+        version: 6,
+        name: "resource_version",
+        sqlite: include_str!("../migrations/sqlite/0006_resource_version.sql"),
+        postgres: include_str!("../migrations/postgres/0006_resource_version.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -19,6 +19,14 @@ use crate::audit::{AuditOutcome, NewAuditEvent};
 use crate::cases::{Timeline, hide_denial, outcome_of, scope_of};
 use crate::{Result, Store, StoreError, from_micros, micros, parse_stored};
 
+/// A site's slot-search configuration as read at a `resource_version`.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedConfig {
+    version: i64,
+    site: SiteRecord,
+    config: SlotResources,
+}
+
 /// Minutes per reservation unit.
 pub const UNIT_MINUTES: i64 = 5;
 
@@ -332,7 +340,7 @@ impl Store {
         req: &SlotRequest,
         exclude: Option<i64>,
     ) -> Result<Vec<SlotOption>> {
-        let mut res = self.slot_config(site).await?;
+        let mut res = self.cached_slot_config(site).await?;
         let tz = res.tz.clone();
         let first_day = req
             .from
@@ -394,6 +402,34 @@ impl Store {
         let mut res = self.slot_config(site).await?;
         self.add_busy(&mut res, site, from, to, exclude).await?;
         Ok(res)
+    }
+
+    /// As [`Store::slot_config`], from memory while the database's `resource_version`
+    /// (bumped by triggers on every change to rooms, hours, credentials, chairs, sites
+    /// and radiologists' accounts, from any process) says it is still current. The
+    /// version is read before the configuration, so a change that lands in between
+    /// only causes one extra reload. Bookings and closures are never cached, and the
+    /// check made when booking reads everything afresh.
+    async fn cached_slot_config(&self, site: &SiteRecord) -> Result<SlotResources> {
+        let version: i64 = sqlx::query_scalar("SELECT version FROM resource_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        if let Ok(cache) = self.slot_config.lock()
+            && let Some(c) = cache.as_ref()
+            && c.version == version
+            && c.site == *site
+        {
+            return Ok(c.config.clone());
+        }
+        let config = self.slot_config(site).await?;
+        if let Ok(mut cache) = self.slot_config.lock() {
+            *cache = Some(CachedConfig {
+                version,
+                site: site.clone(),
+                config: config.clone(),
+            });
+        }
+        Ok(config)
     }
 
     /// The site's rooms, radiologists and chairs with their weekly hours; nothing busy yet.

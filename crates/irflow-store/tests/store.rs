@@ -1623,3 +1623,72 @@ on_every_backend!(
     random_booking_sequences_never_double_book_or_book_unsafely_everywhere,
     random_booking_sequences_never_double_book_or_book_unsafely
 );
+
+/// A slot search keeps the department's configuration in memory, yet sees a change
+/// made through another store (another process) at once: the triggers' version moves.
+async fn slot_searches_see_configuration_changes_from_other_processes(db: &TestDatabase) {
+    use irflow_domain::scheduling::{SlotRequest, WeeklyWindow};
+    let store = &db.store;
+    let w = world(store).await;
+    let (site, room, _rad) = one_room_site(store, &w).await;
+    let request = SlotRequest {
+        procedure: "64483".into(),
+        modalities: vec![irflow_domain::Modality::Fluoroscopy],
+        duration_minutes: 20,
+        not_before: Timestamp::now(),
+        from: jiff::civil::date(2027, 1, 11), // a Monday
+        days_ahead: 7,
+        limit: 50,
+        step_minutes: 10,
+        monitoring_minutes: None,
+        preferred_days: Vec::new(),
+        preferred_time: None,
+    };
+    let before = store.search_slots(&site, &request, None).await.unwrap();
+    assert!(!before.is_empty());
+    let weekdays = |found: &[irflow_domain::scheduling::SlotOption]| {
+        let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+        let mut days: Vec<_> = found
+            .iter()
+            .map(|o| o.start.to_zoned_datetime(tz.clone()).weekday())
+            .collect();
+        days.dedup();
+        days
+    };
+    assert!(!weekdays(&before).contains(&jiff::civil::Weekday::Wednesday));
+    // Another process opens the room and credits the radiologist's Wednesday.
+    let other = Store::open(&db.url).await.unwrap();
+    let rad = other.user_by_username("rad").await.unwrap().id.get();
+    for (kind, id) in [
+        (irflow_store::ResourceKind::Room, room),
+        (irflow_store::ResourceKind::Radiologist, rad),
+    ] {
+        other
+            .add_availability(
+                &w.admin,
+                kind,
+                id,
+                WeeklyWindow {
+                    weekday: jiff::civil::Weekday::Wednesday,
+                    start: jiff::civil::time(8, 0, 0, 0),
+                    end: jiff::civil::time(9, 0, 0, 0),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    other.close().await;
+    let request = SlotRequest {
+        limit: 200,
+        ..request
+    };
+    let after = store.search_slots(&site, &request, None).await.unwrap();
+    assert!(
+        weekdays(&after).contains(&jiff::civil::Weekday::Wednesday),
+        "the new hours are offered at once"
+    );
+}
+on_every_backend!(
+    slot_searches_see_configuration_changes_from_other_processes_everywhere,
+    slot_searches_see_configuration_changes_from_other_processes
+);

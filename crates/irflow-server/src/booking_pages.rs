@@ -256,20 +256,15 @@ pub(crate) fn parse_preferences(
     note: &str,
 ) -> Result<irflow_store::Preferences, AppError> {
     use irflow_domain::scheduling::TimeOfDay;
-    use jiff::civil::Weekday;
     let days = days
         .iter()
-        .map(|d| match d.trim().to_ascii_lowercase().as_str() {
-            "mon" | "monday" | "1" => Ok(Weekday::Monday),
-            "tue" | "tuesday" | "2" => Ok(Weekday::Tuesday),
-            "wed" | "wednesday" | "3" => Ok(Weekday::Wednesday),
-            "thu" | "thursday" | "4" => Ok(Weekday::Thursday),
-            "fri" | "friday" | "5" => Ok(Weekday::Friday),
-            "sat" | "saturday" | "6" => Ok(Weekday::Saturday),
-            "sun" | "sunday" | "7" => Ok(Weekday::Sunday),
-            other => Err(AppError::Invalid(format!(
-                "{other:?} is not a day of the week (use mon, tue, wed, thu, fri, sat or sun)"
-            ))),
+        .map(|d| {
+            crate::views::parse_weekday(d).ok_or_else(|| {
+                AppError::Invalid(format!(
+                    "{:?} is not a day of the week (use mon, tue, wed, thu, fri, sat or sun)",
+                    d.trim().to_ascii_lowercase()
+                ))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let time_of_day = match time_of_day.map(str::trim) {

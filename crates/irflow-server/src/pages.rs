@@ -1122,25 +1122,12 @@ async fn planning_panel(
         .case_plan(&actor, c.id)
         .await
         .map_err(case_error)?;
-    const DAYS: [(&str, &str, jiff::civil::Weekday); 7] = [
-        ("mon", "Mon", jiff::civil::Weekday::Monday),
-        ("tue", "Tue", jiff::civil::Weekday::Tuesday),
-        ("wed", "Wed", jiff::civil::Weekday::Wednesday),
-        ("thu", "Thu", jiff::civil::Weekday::Thursday),
-        ("fri", "Fri", jiff::civil::Weekday::Friday),
-        ("sat", "Sat", jiff::civil::Weekday::Saturday),
-        ("sun", "Sun", jiff::civil::Weekday::Sunday),
-    ];
-    let chosen: Vec<&str> = DAYS
+    let chosen: Vec<&str> = views::WEEKDAYS
         .iter()
         .filter(|d| prefs.days.contains(&d.2))
         .map(|d| d.1)
         .collect();
-    let time_of_day = match prefs.time_of_day {
-        None => "any",
-        Some(TimeOfDay::Morning) => "morning",
-        Some(TimeOfDay::Afternoon) => "afternoon",
-    };
+    let time_of_day = prefs.time_of_day.map_or("any", TimeOfDay::as_str);
     let mut summary = match (chosen.is_empty(), time_of_day) {
         (true, "any") => "No preference recorded".to_owned(),
         (true, t) => format!("Any day, {t}s"),
@@ -1180,7 +1167,7 @@ async fn planning_panel(
         plan_summary.push_str(&format!(" · {}", plan.note));
     }
     Ok(Some(PlanningPanel {
-        days: DAYS
+        days: views::WEEKDAYS
             .iter()
             .map(|d| (d.0, d.1, prefs.days.contains(&d.2)))
             .collect(),

@@ -469,16 +469,11 @@ pub(crate) async fn move_option(
     }
     check_notice(state, start, "move it")?;
     let site = site(state).await?;
-    let current = state
-        .store()
-        .appointment_for_case(actor, id)
-        .await
-        .map_err(crate::pages::case_error)?
-        .ok_or_else(|| {
-            AppError::Conflict("this case has no booked appointment to move".to_owned())
-        })?;
     let date = start.to_zoned_datetime(state.time_zone().clone()).date();
-    let req = request_for(state, actor, id, date, 1).await?;
+    let (req, ctx) = request_and_context(state, actor, id, date, 1).await?;
+    let current = ctx.appointment.ok_or_else(|| {
+        AppError::Conflict("this case has no booked appointment to move".to_owned())
+    })?;
     // The case's own current booking does not block its move.
     let res = state
         .store()
@@ -590,19 +585,8 @@ pub async fn cancel(
 
 fn preferences_json(p: &irflow_store::Preferences) -> Value {
     json!({
-        "days": p.days.iter().map(|d| match d {
-            jiff::civil::Weekday::Monday => "mon",
-            jiff::civil::Weekday::Tuesday => "tue",
-            jiff::civil::Weekday::Wednesday => "wed",
-            jiff::civil::Weekday::Thursday => "thu",
-            jiff::civil::Weekday::Friday => "fri",
-            jiff::civil::Weekday::Saturday => "sat",
-            jiff::civil::Weekday::Sunday => "sun",
-        }).collect::<Vec<_>>(),
-        "time_of_day": p.time_of_day.map(|t| match t {
-            irflow_domain::scheduling::TimeOfDay::Morning => "morning",
-            irflow_domain::scheduling::TimeOfDay::Afternoon => "afternoon",
-        }),
+        "days": p.days.iter().map(|d| crate::views::weekday_key(*d)).collect::<Vec<_>>(),
+        "time_of_day": p.time_of_day.map(irflow_domain::scheduling::TimeOfDay::as_str),
         "note": p.note,
     })
 }

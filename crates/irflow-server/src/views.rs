@@ -6,6 +6,33 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+/// The days of the week as forms and the API name them: (key, short label, day).
+pub(crate) const WEEKDAYS: [(&str, &str, jiff::civil::Weekday); 7] = [
+    ("mon", "Mon", jiff::civil::Weekday::Monday),
+    ("tue", "Tue", jiff::civil::Weekday::Tuesday),
+    ("wed", "Wed", jiff::civil::Weekday::Wednesday),
+    ("thu", "Thu", jiff::civil::Weekday::Thursday),
+    ("fri", "Fri", jiff::civil::Weekday::Friday),
+    ("sat", "Sat", jiff::civil::Weekday::Saturday),
+    ("sun", "Sun", jiff::civil::Weekday::Sunday),
+];
+
+/// A weekday's key (`mon` ... `sun`).
+pub(crate) fn weekday_key(day: jiff::civil::Weekday) -> &'static str {
+    WEEKDAYS.iter().find(|d| d.2 == day).map_or("", |d| d.0)
+}
+
+/// A weekday from its key, its English name or its ISO number (1 = Monday).
+pub(crate) fn parse_weekday(raw: &str) -> Option<jiff::civil::Weekday> {
+    let raw = raw.trim().to_ascii_lowercase();
+    WEEKDAYS.iter().enumerate().find_map(|(i, d)| {
+        (raw == d.0
+            || raw == format!("{:?}", d.2).to_ascii_lowercase()
+            || raw == (i + 1).to_string())
+        .then_some(d.2)
+    })
+}
+
 /// "2026-11-26 09:14 EST": local to the site, with the zone.
 pub fn local_time(t: Timestamp, tz: &TimeZone) -> String {
     t.to_zoned_datetime(tz.clone())

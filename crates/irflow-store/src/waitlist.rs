@@ -75,13 +75,6 @@ pub struct WaitlistEntry {
     pub booked_appointment: Option<i64>,
 }
 
-fn time_of_day_str(t: TimeOfDay) -> &'static str {
-    match t {
-        TimeOfDay::Morning => "morning",
-        TimeOfDay::Afternoon => "afternoon",
-    }
-}
-
 fn audited<T>(result: &Result<T>) -> AuditOutcome {
     result
         .as_ref()
@@ -232,7 +225,7 @@ impl Store {
             ))
             .bind(case.get())
             .bind(days)
-            .bind(prefs.time_of_day.map(time_of_day_str))
+            .bind(prefs.time_of_day.map(TimeOfDay::as_str))
             .bind(prefs.note.trim().to_owned())
             .bind(actor.username.clone())
             .bind(micros(at))

@@ -75,6 +75,16 @@ pub enum TimeOfDay {
     Afternoon,
 }
 
+impl TimeOfDay {
+    /// The stable name: `morning` or `afternoon`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TimeOfDay::Morning => "morning",
+            TimeOfDay::Afternoon => "afternoon",
+        }
+    }
+}
+
 /// What to find.
 #[derive(Debug, Clone)]
 pub struct SlotRequest {

@@ -1264,23 +1264,16 @@ async fn option_views(
                 match crate::scheduling_api::options(state, &who.actor(), c.id, state.today(), 8)
                     .await
                 {
-                    Ok((site, found)) => {
-                        let rooms = state.store().rooms(site.id).await?;
-                        let users = state.store().list_users().await?;
+                    Ok((dept, found)) => {
                         let views = found
                             .iter()
                             .map(|o| {
-                                let room_label = rooms
-                                    .iter()
-                                    .find(|r| r.id == o.room)
+                                let room_label = dept
+                                    .room(o.room)
                                     .map_or_else(|| o.room.to_string(), |r| r.name.clone());
-                                let radiologist_label = users
-                                    .iter()
-                                    .find(|u| u.id.get() == o.radiologist)
-                                    .map_or_else(
-                                        || o.radiologist.to_string(),
-                                        |u| u.display_name.clone(),
-                                    );
+                                let radiologist_label = dept
+                                    .radiologist_name(o.radiologist)
+                                    .map_or_else(|| o.radiologist.to_string(), str::to_owned);
                                 OptionView {
                                     start: crate::views::rfc3339_local(o.start, tz),
                                     label: o

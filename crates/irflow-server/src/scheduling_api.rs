@@ -60,9 +60,17 @@ fn check_notice(state: &AppState, start: Timestamp, verb: &str) -> Result<(), Ap
 type ApiResult<T> = Result<T, ApiError>;
 
 pub(crate) async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
+    Ok(department(state).await?.site.clone())
+}
+
+/// The department's configuration (site, catalogue, rooms, chairs, radiologists),
+/// from the store's versioned in-memory copy.
+pub(crate) async fn department(
+    state: &AppState,
+) -> Result<std::sync::Arc<irflow_store::Department>, AppError> {
     state
         .store()
-        .default_site()
+        .department()
         .await?
         .ok_or_else(|| AppError::Conflict("no site is configured yet: an administrator adds rooms, radiologists and their hours first".to_owned()))
 }
@@ -88,23 +96,42 @@ pub(crate) async fn request_and_context(
     from: jiff::civil::Date,
     limit: usize,
 ) -> Result<(SlotRequest, irflow_store::SchedulingContext), AppError> {
+    let dept = department(state).await?;
+    request_in(state, &dept, actor, id, from, limit).await
+}
+
+/// As [`request_and_context`], in a department already read.
+async fn request_in(
+    state: &AppState,
+    dept: &irflow_store::Department,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    from: jiff::civil::Date,
+    limit: usize,
+) -> Result<(SlotRequest, irflow_store::SchedulingContext), AppError> {
     let ctx = state
         .store()
         .scheduling_context(actor, id)
         .await
         .map_err(crate::pages::case_error)?;
-    let procedure = state
-        .store()
-        .procedures()
-        .await?
-        .into_iter()
-        .find(|p| p.code == ctx.case.procedure_code)
-        .ok_or_else(|| {
-            AppError::Conflict(format!(
-                "procedure {} is not in the catalogue",
-                ctx.case.procedure_code
-            ))
-        })?;
+    let request = request_from(state, dept, &ctx, from, limit)?;
+    Ok((request, ctx))
+}
+
+/// The slot request for a case whose scheduling context has been read.
+fn request_from(
+    state: &AppState,
+    dept: &irflow_store::Department,
+    ctx: &irflow_store::SchedulingContext,
+    from: jiff::civil::Date,
+    limit: usize,
+) -> Result<SlotRequest, AppError> {
+    let procedure = dept.procedure(&ctx.case.procedure_code).ok_or_else(|| {
+        AppError::Conflict(format!(
+            "procedure {} is not in the catalogue",
+            ctx.case.procedure_code
+        ))
+    })?;
     match ctx.case.state {
         CaseState::Ready | CaseState::Scheduled | CaseState::Confirmed => {}
         other => {
@@ -163,7 +190,7 @@ pub(crate) async fn request_and_context(
         preferred_days: ctx.preferences.days.clone(),
         preferred_time: ctx.preferences.time_of_day,
     };
-    Ok((request, ctx))
+    Ok(request)
 }
 
 pub(crate) async fn option_json(
@@ -177,40 +204,46 @@ pub(crate) async fn option_json(
         .unwrap_or(Value::Null))
 }
 
-/// Several options, with the site's rooms, users and chairs read once.
+/// Several options, named from the department's configuration.
 pub(crate) async fn options_json(
     state: &AppState,
     site: &SiteRecord,
     options: &[SlotOption],
 ) -> Result<Vec<Value>, AppError> {
-    let rooms = state.store().rooms(site.id).await?;
-    let users = state.store().list_users().await?;
-    let chairs = state.store().chairs(site.id).await?;
-    Ok(options
-        .iter()
-        .map(|o| option_value(state, &rooms, &users, &chairs, o))
-        .collect())
+    let dept = department(state).await?;
+    if dept.site.id != site.id {
+        return Err(AppError::Conflict(format!(
+            "site {} is not the department's site",
+            site.name
+        )));
+    }
+    Ok(options_values(state, &dept, options))
 }
 
-fn option_value(
+/// The JSON of options, named from `dept` (no database reads).
+pub(crate) fn options_values(
     state: &AppState,
-    rooms: &[irflow_store::RoomRecord],
-    users: &[irflow_store::UserRecord],
-    chairs: &[(i64, String)],
-    o: &SlotOption,
-) -> Value {
+    dept: &irflow_store::Department,
+    options: &[SlotOption],
+) -> Vec<Value> {
+    options
+        .iter()
+        .map(|o| option_value(state, dept, o))
+        .collect()
+}
+
+fn option_value(state: &AppState, dept: &irflow_store::Department, o: &SlotOption) -> Value {
     let tz = state.time_zone();
-    let room = rooms.iter().find(|r| r.id == o.room);
-    let rad = users.iter().find(|u| u.id.get() == o.radiologist);
+    let room = dept.room(o.room);
     json!({
         "start": rfc3339_local(o.start, tz),
         "end": rfc3339_local(o.end, tz),
         "arrive_by": rfc3339_local(arrive_by(state, o.start), tz),
         "room": { "id": o.room, "name": room.map(|r| r.name.clone()), "modality": room.map(|r| r.modality.as_str()) },
-        "radiologist": { "id": o.radiologist, "name": rad.map(|u| u.display_name.clone()) },
+        "radiologist": { "id": o.radiologist, "name": dept.radiologist_name(o.radiologist) },
         "recovery_chair": o.chair.map(|c| json!({
             "id": c.chair,
-            "name": chairs.iter().find(|(id, _)| *id == c.chair).map(|(_, n)| n.clone()),
+            "name": dept.chair_name(c.chair),
             "start": rfc3339_local(c.start, tz),
             "end": rfc3339_local(c.end, tz),
         })),
@@ -225,11 +258,21 @@ pub(crate) async fn options(
     id: CaseId,
     from: jiff::civil::Date,
     limit: usize,
-) -> Result<(SiteRecord, Vec<SlotOption>), AppError> {
-    let site = site(state).await?;
-    let (req, ctx) = request_and_context(state, actor, id, from, limit).await?;
-    let found = find_in(state, &site, &req, ctx.appointment.as_ref().map(|a| a.id)).await?;
-    Ok((site, found))
+) -> Result<(std::sync::Arc<irflow_store::Department>, Vec<SlotOption>), AppError> {
+    let dept = department(state).await?;
+    // The search runs while the context read's audit event is committed; the
+    // options are returned only once both are done.
+    let d: &irflow_store::Department = &dept;
+    let found = state
+        .store()
+        .scheduling_context_then(actor, id, |ctx| async move {
+            let req = request_from(state, d, &ctx, from, limit)?;
+            let own = ctx.appointment.as_ref().map(|a| a.id);
+            Ok::<_, AppError>(state.store().search_slots_in(d, &req, own).await?)
+        })
+        .await
+        .map_err(crate::pages::case_error)??;
+    Ok((dept, found))
 }
 
 /// Runs the finder over the request's horizon, leaving out one appointment if asked.
@@ -294,7 +337,7 @@ pub(crate) async fn book_option(
         .iter()
         .find(|r| r.id == option.room)
         .map_or(0, |r| r.turnaround_minutes);
-    state
+    let booked = state
         .store()
         .book_appointment(
             actor,
@@ -307,7 +350,8 @@ pub(crate) async fn book_option(
             state.today(),
         )
         .await
-        .map_err(crate::pages::case_error)
+        .map_err(crate::pages::case_error)?;
+    Ok(booked)
 }
 
 /// Query of `GET /api/v1/cases/{id}/slots`.
@@ -341,8 +385,8 @@ pub async fn slots(
             .filter(|n| (1..=50).contains(n))
             .ok_or_else(|| AppError::BadRequest("limit must be 1-50".to_owned()))?,
     };
-    let (site, found) = options(&state, &caller.actor(), id, from, limit).await?;
-    let out = options_json(&state, &site, &found).await?;
+    let (dept, found) = options(&state, &caller.actor(), id, from, limit).await?;
+    let out = options_values(&state, &dept, &found);
     Ok(Json(json!({ "slots": out })))
 }
 
@@ -493,7 +537,7 @@ pub(crate) async fn move_option(
         .iter()
         .find(|r| r.id == option.room)
         .map_or(0, |r| r.turnaround_minutes);
-    state
+    let moved = state
         .store()
         .reschedule_appointment(
             actor,
@@ -506,7 +550,8 @@ pub(crate) async fn move_option(
             state.today(),
         )
         .await
-        .map_err(crate::pages::case_error)
+        .map_err(crate::pages::case_error)?;
+    Ok(moved)
 }
 
 /// `PUT /api/v1/cases/{id}/appointment`: moves the appointment to another option,

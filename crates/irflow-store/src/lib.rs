@@ -44,8 +44,8 @@ pub use resources::{
     RadiologistEntry, ResourceBooking, RoomEntry,
 };
 pub use scheduling::{
-    AppointmentFilter, AppointmentListing, AppointmentRecord, ResourceKind, RoomRecord, SiteRecord,
-    UNIT_MINUTES,
+    AppointmentFilter, AppointmentListing, AppointmentRecord, Department, ResourceKind, RoomRecord,
+    SiteRecord, UNIT_MINUTES,
 };
 pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
@@ -160,7 +160,7 @@ pub struct Store {
     backend: Backend,
     /// The slot searches' configuration (rooms, hours, credentials, chairs), kept
     /// with the `resource_version` it was read at (see `Store::search_slots`).
-    slot_config: std::sync::Arc<std::sync::Mutex<Option<scheduling::CachedConfig>>>,
+    department: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<scheduling::Department>>>>,
 }
 
 impl Store {
@@ -211,7 +211,7 @@ impl Store {
         Ok(Self {
             pool,
             backend,
-            slot_config: std::sync::Arc::default(),
+            department: std::sync::Arc::default(),
         })
     }
 

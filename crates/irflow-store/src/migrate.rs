@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_resource_version.sql"),
         postgres: include_str!("../migrations/postgres/0006_resource_version.sql"),
     },
+    Migration {
+        version: 10,
+        name: "department_version",
+        sqlite: include_str!("../migrations/sqlite/0010_department_version.sql"),
+        postgres: include_str!("../migrations/postgres/0010_department_version.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

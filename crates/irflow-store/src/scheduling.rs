@@ -19,12 +19,57 @@ use crate::audit::{AuditOutcome, NewAuditEvent};
 use crate::cases::{Timeline, hide_denial, outcome_of, scope_of};
 use crate::{Result, Store, StoreError, from_micros, micros, parse_stored};
 
-/// A site's slot-search configuration as read at a `resource_version`.
-#[derive(Debug, Clone)]
-pub(crate) struct CachedConfig {
+/// The department's configuration as of one `resource_version`: the default site,
+/// the procedure catalogue, the site's rooms, chairs and radiologists' names, what
+/// slot searches are configured from (weekly hours, credentials, turnarounds) and
+/// the closures still to come. Every change to any of these, from any process, bumps
+/// the version (database triggers, migrations 0006 and 0010), so a process keeps
+/// one in memory and checks it with one cheap read. Bookings are never in it.
+#[derive(Debug)]
+pub struct Department {
     version: i64,
-    site: SiteRecord,
+    /// The site (the first one: single-site departments).
+    pub site: SiteRecord,
+    /// The whole procedure catalogue, by code.
+    pub procedures: Vec<irflow_domain::Procedure>,
+    /// The site's active rooms.
+    pub rooms: Vec<RoomRecord>,
+    /// The site's active recovery chairs: id and name.
+    pub chairs: Vec<(i64, String)>,
+    /// Radiologists (active or not): user id and display name.
+    pub radiologists: Vec<(i64, String)>,
     config: SlotResources,
+    /// Closures that had not ended when this was read.
+    closures: Vec<(ResourceId, Interval)>,
+    loaded_at: Timestamp,
+}
+
+impl Department {
+    /// A procedure of the catalogue.
+    pub fn procedure(&self, code: &str) -> Option<&irflow_domain::Procedure> {
+        self.procedures.iter().find(|p| p.code == code)
+    }
+
+    /// A room's name.
+    pub fn room(&self, id: i64) -> Option<&RoomRecord> {
+        self.rooms.iter().find(|r| r.id == id)
+    }
+
+    /// A chair's name.
+    pub fn chair_name(&self, id: i64) -> Option<&str> {
+        self.chairs
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, n)| n.as_str())
+    }
+
+    /// A radiologist's display name.
+    pub fn radiologist_name(&self, id: i64) -> Option<&str> {
+        self.radiologists
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map(|(_, n)| n.as_str())
+    }
 }
 
 /// Minutes per reservation unit.
@@ -340,7 +385,35 @@ impl Store {
         req: &SlotRequest,
         exclude: Option<i64>,
     ) -> Result<Vec<SlotOption>> {
-        let mut res = self.cached_slot_config(site).await?;
+        let dept = self.department().await?;
+        match dept {
+            Some(dept) if dept.site == *site => self.search_slots_in(&dept, req, exclude).await,
+            _ => {
+                let config = self.slot_config(site).await?;
+                self.staged_search(site, config, None, req, exclude).await
+            }
+        }
+    }
+
+    /// As [`Store::search_slots`], in a department read with [`Store::department`].
+    pub async fn search_slots_in(
+        &self,
+        dept: &Department,
+        req: &SlotRequest,
+        exclude: Option<i64>,
+    ) -> Result<Vec<SlotOption>> {
+        self.staged_search(&dept.site, dept.config.clone(), Some(dept), req, exclude)
+            .await
+    }
+
+    async fn staged_search(
+        &self,
+        site: &SiteRecord,
+        mut res: SlotResources,
+        dept: Option<&Department>,
+        req: &SlotRequest,
+        exclude: Option<i64>,
+    ) -> Result<Vec<SlotOption>> {
         let tz = res.tz.clone();
         let first_day = req
             .from
@@ -352,8 +425,7 @@ impl Store {
         };
         let mut loaded = start_of(first_day)?.max(req.not_before);
         let mut days = 0;
-        for stage in [1, 3, 7, req.days_ahead] {
-            let stage = stage.min(req.days_ahead);
+        for stage in stage_ends(&res, first_day, req.days_ahead) {
             if stage <= days {
                 continue;
             }
@@ -363,7 +435,11 @@ impl Store {
                     .checked_add(jiff::Span::new().days(i64::from(days)))
                     .map_err(|e| StoreError::Invalid(e.to_string()))?,
             )?;
-            self.add_busy(&mut res, site, loaded, until, exclude)
+            // Closures from memory when the department's copy covers the window.
+            let closures = dept
+                .filter(|d| d.loaded_at <= loaded)
+                .map(|d| &d.closures[..]);
+            self.add_busy_with(&mut res, site, loaded, until, exclude, closures)
                 .await?;
             loaded = until;
             let found = find_slots(
@@ -404,32 +480,62 @@ impl Store {
         Ok(res)
     }
 
-    /// As [`Store::slot_config`], from memory while the database's `resource_version`
-    /// (bumped by triggers on every change to rooms, hours, credentials, chairs, sites
-    /// and radiologists' accounts, from any process) says it is still current. The
-    /// version is read before the configuration, so a change that lands in between
-    /// only causes one extra reload. Bookings and closures are never cached, and the
-    /// check made when booking reads everything afresh.
-    async fn cached_slot_config(&self, site: &SiteRecord) -> Result<SlotResources> {
+    /// The department's configuration ([`Department`]), from memory while the
+    /// database's `resource_version` says it is still current, else read afresh (and
+    /// kept). The version is read before the configuration, so a change that lands in
+    /// between only causes one extra reload. `None` when no site is configured yet.
+    /// Not patient data (no audit). The check made when booking reads everything
+    /// afresh, so a stale copy could at worst offer a time that booking then refuses.
+    pub async fn department(&self) -> Result<Option<std::sync::Arc<Department>>> {
         let version: i64 = sqlx::query_scalar("SELECT version FROM resource_version WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
-        if let Ok(cache) = self.slot_config.lock()
-            && let Some(c) = cache.as_ref()
-            && c.version == version
-            && c.site == *site
+        if let Ok(cache) = self.department.lock()
+            && let Some(d) = cache.as_ref()
+            && d.version == version
         {
-            return Ok(c.config.clone());
+            return Ok(Some(d.clone()));
         }
-        let config = self.slot_config(site).await?;
-        if let Ok(mut cache) = self.slot_config.lock() {
-            *cache = Some(CachedConfig {
-                version,
-                site: site.clone(),
-                config: config.clone(),
-            });
+        let Some(site) = self.default_site().await? else {
+            return Ok(None);
+        };
+        let loaded_at = Timestamp::now();
+        let procedures = self.procedures().await?;
+        let rooms = self.rooms(site.id).await?;
+        let chairs = self.chairs(site.id).await?;
+        let radiologists = sqlx::query(
+            "SELECT id, display_name FROM users WHERE role = 'radiologist' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("display_name")?)))
+        .collect::<Result<Vec<(i64, String)>>>()?;
+        let config = self.slot_config(&site).await?;
+        let closures = sqlx::query(self.sql(
+            "SELECT resource_kind, resource_id, starts_at, ends_at FROM closures WHERE ends_at > ?",
+        ))
+        .bind(micros(loaded_at))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(closure_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let dept = std::sync::Arc::new(Department {
+            version,
+            site,
+            procedures,
+            rooms,
+            chairs,
+            radiologists,
+            config,
+            closures,
+            loaded_at,
+        });
+        if let Ok(mut cache) = self.department.lock() {
+            *cache = Some(dept.clone());
         }
-        Ok(config)
+        Ok(Some(dept))
     }
 
     /// The site's rooms, radiologists and chairs with their weekly hours; nothing busy yet.
@@ -537,6 +643,20 @@ impl Store {
         to: Timestamp,
         exclude: Option<i64>,
     ) -> Result<()> {
+        self.add_busy_with(res, site, from, to, exclude, None).await
+    }
+
+    /// As [`Store::add_busy`], taking the closures from `closures` (already read, all
+    /// those not ended by `from`) instead of the database when given.
+    async fn add_busy_with(
+        &self,
+        res: &mut SlotResources,
+        site: &SiteRecord,
+        from: Timestamp,
+        to: Timestamp,
+        exclude: Option<i64>,
+        closures: Option<&[(ResourceId, Interval)]>,
+    ) -> Result<()> {
         let busy = &mut res.busy;
         let booked = sqlx::query(self.sql(
             "SELECT a.room_id, a.radiologist_id, a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at,
@@ -587,23 +707,21 @@ impl Store {
                 );
             }
         }
+        if let Some(closures) = closures {
+            for (resource, interval) in closures {
+                if interval.end > from && interval.start < to {
+                    busy.add_closure(*resource, *interval);
+                }
+            }
+            return Ok(());
+        }
         let closures = sqlx::query(self.sql("SELECT resource_kind, resource_id, starts_at, ends_at FROM closures WHERE ends_at > ? AND starts_at < ?"))
             .bind(micros(from))
             .bind(micros(to))
             .fetch_all(&self.pool)
             .await?;
         for row in &closures {
-            let kind: String = row.try_get("resource_kind")?;
-            let id: i64 = row.try_get("resource_id")?;
-            let interval = Interval {
-                start: from_micros(row.try_get("starts_at")?)?,
-                end: from_micros(row.try_get("ends_at")?)?,
-            };
-            let resource = match kind.as_str() {
-                "room" => ResourceId::Room(id),
-                "radiologist" => ResourceId::Radiologist(id),
-                _ => ResourceId::Chair(id),
-            };
+            let (resource, interval) = closure_from_row(row)?;
             busy.add_closure(resource, interval);
         }
         Ok(())
@@ -858,6 +976,24 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         appointment_from_row(&row)
+    }
+
+    /// The case's booked appointment, if any, in one read (no scope check, no audit:
+    /// for callers that have done both).
+    pub(crate) async fn booked_appointment_of(
+        &self,
+        case_id: CaseId,
+    ) -> Result<Option<AppointmentRecord>> {
+        let row = sqlx::query(self.sql(
+            "SELECT a.id, a.case_id, a.site_id, a.room_id, r.name AS room_name, a.radiologist_id, u.display_name AS radiologist_name,
+                    a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at, a.status, a.attendance
+             FROM appointments a JOIN rooms r ON r.id = a.room_id JOIN users u ON u.id = a.radiologist_id
+             WHERE a.id = (SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked')",
+        ))
+        .bind(case_id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(appointment_from_row).transpose()
     }
 
     /// The case's current (booked) appointment, if any (audited read).
@@ -1191,4 +1327,48 @@ impl Store {
             .await?;
         result.map_err(hide_denial)
     }
+}
+
+fn closure_from_row(row: &AnyRow) -> Result<(ResourceId, Interval)> {
+    let kind: String = row.try_get("resource_kind")?;
+    let id: i64 = row.try_get("resource_id")?;
+    let interval = Interval {
+        start: from_micros(row.try_get("starts_at")?)?,
+        end: from_micros(row.try_get("ends_at")?)?,
+    };
+    let resource = match kind.as_str() {
+        "room" => ResourceId::Room(id),
+        "radiologist" => ResourceId::Radiologist(id),
+        _ => ResourceId::Chair(id),
+    };
+    Ok((resource, interval))
+}
+
+/// Where the staged search's steps end, in days from `first`: after the first, third
+/// and seventh day on which any room has weekly hours (so a search that starts on a
+/// Saturday reads Monday's bookings in its first step, not its second), then the
+/// whole horizon.
+fn stage_ends(res: &SlotResources, first: Date, horizon: u32) -> Vec<u32> {
+    let open = |d: Date| {
+        res.rooms
+            .iter()
+            .any(|r| r.windows.iter().any(|w| w.weekday == d.weekday()))
+    };
+    let mut ends = Vec::with_capacity(4);
+    let mut open_days = 0;
+    let mut day = first;
+    for offset in 1..=horizon {
+        if open(day) {
+            open_days += 1;
+            if matches!(open_days, 1 | 3 | 7) {
+                ends.push(offset);
+            }
+        }
+        match day.tomorrow() {
+            Ok(next) => day = next,
+            Err(_) => break,
+        }
+    }
+    ends.push(horizon);
+    ends
 }

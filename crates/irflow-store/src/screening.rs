@@ -332,6 +332,26 @@ impl Store {
         self.screening_by_id(screening_id).await
     }
 
+    /// The case's latest screening, if any, without a scope check or audit (for
+    /// callers that have done both): the row and its actions, two reads.
+    pub(crate) async fn latest_screening_of(
+        &self,
+        case_id: CaseId,
+    ) -> Result<Option<ScreeningRecord>> {
+        let row = sqlx::query(self.sql(
+            "SELECT id, case_id, facts, decision, outcome, earliest_safe_date, pack_name, pack_version,
+                    uses_unverified, screened_by, at
+             FROM screenings WHERE id = (SELECT MAX(id) FROM screenings WHERE case_id = ?)",
+        ))
+        .bind(case_id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => self.screening_from(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn screening_by_id(&self, id: i64) -> Result<ScreeningRecord> {
         let row = sqlx::query(self.sql(
             "SELECT id, case_id, facts, decision, outcome, earliest_safe_date, pack_name, pack_version,
@@ -341,6 +361,12 @@ impl Store {
         .bind(id)
         .fetch_one(&self.pool)
         .await?;
+        self.screening_from(row).await
+    }
+
+    /// A screening row completed with its actions.
+    async fn screening_from(&self, row: AnyRow) -> Result<ScreeningRecord> {
+        let id: i64 = row.try_get("id")?;
         let actions = sqlx::query(self.sql(
             "SELECT id, rule_id, kind, description, status, cleared, decided_by, notes, completed_by, completed_at
              FROM screening_actions WHERE screening_id = ? ORDER BY id",

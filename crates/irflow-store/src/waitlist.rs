@@ -6,6 +6,7 @@ use irflow_domain::{Actor, CaseId, CaseState, Modality, Role};
 use jiff::Timestamp;
 use jiff::civil::Weekday;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::audit::{AuditOutcome, NewAuditEvent};
 use crate::cases::{hide_denial, outcome_of, scope_of};
@@ -112,30 +113,37 @@ impl Store {
         .bind(case.get())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(Preferences::default());
+        match row {
+            None => Ok(Preferences::default()),
+            Some(row) => preferences_from(
+                row.try_get("days")?,
+                row.try_get("time_of_day")?,
+                row.try_get("note")?,
+            ),
+        }
+    }
+
+    /// The plan and the preferences in one read.
+    async fn select_plan_and_preferences(&self, case: CaseId) -> Result<(CasePlan, Preferences)> {
+        let row = sqlx::query(self.sql(
+            "SELECT c.planned_guidance, c.planned_contrast, c.plan_note,
+                    p.days, p.time_of_day, p.note AS preference_note
+             FROM cases c LEFT JOIN case_preferences p ON p.case_id = c.id WHERE c.id = ?",
+        ))
+        .bind(case.get())
+        .fetch_one(&self.pool)
+        .await?;
+        let plan = plan_from(&row)?;
+        let days: Option<String> = row.try_get("days")?;
+        let preferences = match days {
+            None => Preferences::default(),
+            Some(days) => preferences_from(
+                days,
+                row.try_get("time_of_day")?,
+                row.try_get("preference_note")?,
+            )?,
         };
-        let days: String = row.try_get("days")?;
-        let days = days
-            .split(',')
-            .filter(|d| !d.is_empty())
-            .map(|d| {
-                d.parse::<i8>()
-                    .ok()
-                    .and_then(|n| Weekday::from_monday_one_offset(n).ok())
-                    .ok_or_else(|| StoreError::Corrupt(format!("weekday {d:?}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let time: Option<String> = row.try_get("time_of_day")?;
-        Ok(Preferences {
-            days,
-            time_of_day: match time.as_deref() {
-                Some("morning") => Some(TimeOfDay::Morning),
-                Some("afternoon") => Some(TimeOfDay::Afternoon),
-                _ => None,
-            },
-            note: row.try_get("note")?,
-        })
+        Ok((plan, preferences))
     }
 
     /// Everything booking a case needs, read once with one audit event: the case, the
@@ -146,36 +154,60 @@ impl Store {
         actor: &Actor,
         case: CaseId,
     ) -> Result<SchedulingContext> {
-        let result = async {
-            let summary = self.case_in_scope(actor, case).await?;
-            let plan = self.select_plan(case).await?;
-            let preferences = self.select_preferences(case).await?;
-            let screening = self.select_latest_screening(actor, case).await?;
-            let booked: Option<i64> =
-                sqlx::query_scalar(self.sql(
-                    "SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'",
-                ))
-                .bind(case.get())
-                .fetch_one(&self.pool)
-                .await?;
-            let appointment = match booked {
-                Some(id) => Some(self.appointment_by_id(id).await?),
-                None => None,
-            };
-            Ok(SchedulingContext {
-                case: summary,
-                plan,
-                preferences,
-                screening,
-                appointment,
-            })
-        }
-        .await;
+        let result = self.read_scheduling_context(actor, case).await;
         self.record_audit(
             NewAuditEvent::new(actor, "read", "scheduling_context", audited(&result)).entity(case),
         )
         .await?;
         result.map_err(hide_denial)
+    }
+
+    /// As [`Store::scheduling_context`], then `then` on the context, run while the
+    /// audit event is being written: the answer waits for both, so nothing is
+    /// returned unless its read was recorded, but the commit overlaps the work. The
+    /// outer error is the read's or the audit's; the inner one is `then`'s.
+    pub async fn scheduling_context_then<T, E, F, Fut>(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        then: F,
+    ) -> Result<std::result::Result<T, E>>
+    where
+        F: FnOnce(SchedulingContext) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let result = self.read_scheduling_context(actor, case).await;
+        let event =
+            NewAuditEvent::new(actor, "read", "scheduling_context", audited(&result)).entity(case);
+        match result {
+            Err(e) => {
+                self.record_audit(event).await?;
+                Err(hide_denial(e))
+            }
+            Ok(ctx) => {
+                let (audit, out) = tokio::join!(self.record_audit(event), then(ctx));
+                audit?;
+                Ok(out)
+            }
+        }
+    }
+
+    async fn read_scheduling_context(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+    ) -> Result<SchedulingContext> {
+        let summary = self.case_in_scope(actor, case).await?;
+        let (plan, preferences) = self.select_plan_and_preferences(case).await?;
+        let screening = self.latest_screening_of(case).await?;
+        let appointment = self.booked_appointment_of(case).await?;
+        Ok(SchedulingContext {
+            case: summary,
+            plan,
+            preferences,
+            screening,
+            appointment,
+        })
     }
 
     /// Records what suits the patient (scheduler, nurse, admin).
@@ -271,16 +303,7 @@ impl Store {
             .bind(case.get())
             .fetch_one(&self.pool)
             .await?;
-        let guidance: Option<String> = row.try_get("planned_guidance")?;
-        let contrast: Option<i64> = row.try_get("planned_contrast")?;
-        let note: Option<String> = row.try_get("plan_note")?;
-        Ok(CasePlan {
-            guidance: guidance
-                .map(|g| parse_stored::<Modality>("guidance", &g))
-                .transpose()?,
-            contrast: contrast.map(|c| c == 1),
-            note: note.unwrap_or_default(),
-        })
+        plan_from(&row)
     }
 
     /// Records the radiologist's guidance plan (radiologist, admin). The guidance must
@@ -561,4 +584,39 @@ fn schedulers_only(actor: &Actor) -> Result<()> {
         Some(Role::Scheduler | Role::Admin) | None => Ok(()),
         _ => Err(StoreError::Denied("the waitlist is kept by schedulers")),
     }
+}
+
+fn plan_from(row: &AnyRow) -> Result<CasePlan> {
+    let guidance: Option<String> = row.try_get("planned_guidance")?;
+    let contrast: Option<i64> = row.try_get("planned_contrast")?;
+    let note: Option<String> = row.try_get("plan_note")?;
+    Ok(CasePlan {
+        guidance: guidance
+            .map(|g| parse_stored::<Modality>("guidance", &g))
+            .transpose()?,
+        contrast: contrast.map(|c| c == 1),
+        note: note.unwrap_or_default(),
+    })
+}
+
+fn preferences_from(days: String, time: Option<String>, note: String) -> Result<Preferences> {
+    let days = days
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<i8>()
+                .ok()
+                .and_then(|n| Weekday::from_monday_one_offset(n).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("weekday {d:?}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Preferences {
+        days,
+        time_of_day: match time.as_deref() {
+            Some("morning") => Some(TimeOfDay::Morning),
+            Some("afternoon") => Some(TimeOfDay::Afternoon),
+            _ => None,
+        },
+        note,
+    })
 }

@@ -1687,6 +1687,61 @@ async fn slot_searches_see_configuration_changes_from_other_processes(db: &TestD
         weekdays(&after).contains(&jiff::civil::Weekday::Wednesday),
         "the new hours are offered at once"
     );
+    // The names, the catalogue and the closures kept with it follow too: another
+    // process renames the room, lengthens the procedure and closes the room on Monday.
+    let dept = store.department().await.unwrap().unwrap();
+    assert!(dept.room(room).is_some());
+    let mut procedure = dept.procedure("64483").unwrap().clone();
+    let other = Store::open(&db.url).await.unwrap();
+    other
+        .update_room(
+            &w.admin,
+            room,
+            "Fluoro Renamed",
+            irflow_domain::Modality::Fluoroscopy,
+            dept.room(room).unwrap().turnaround_minutes,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    procedure.duration_minutes += 10;
+    other.update_procedure(&w.admin, &procedure).await.unwrap();
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let monday = jiff::civil::date(2027, 1, 11);
+    other
+        .add_closure(
+            &w.admin,
+            &irflow_store::NewClosure {
+                kind: irflow_store::ResourceKind::Room,
+                resource_id: room,
+                start: monday.to_zoned_datetime(tz.clone()).unwrap().timestamp(),
+                end: monday
+                    .tomorrow()
+                    .unwrap()
+                    .to_zoned_datetime(tz.clone())
+                    .unwrap()
+                    .timestamp(),
+                reason: "Service".into(),
+            },
+            true,
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    other.close().await;
+    let fresh = store.department().await.unwrap().unwrap();
+    assert_eq!(fresh.room(room).unwrap().name, "Fluoro Renamed");
+    assert_eq!(
+        fresh.procedure("64483").unwrap().duration_minutes,
+        procedure.duration_minutes
+    );
+    let closed = store.search_slots(&site, &request, None).await.unwrap();
+    assert!(!closed.is_empty());
+    assert!(
+        !weekdays(&closed).contains(&jiff::civil::Weekday::Monday),
+        "the closure is honoured at once"
+    );
+    assert!(weekdays(&after).contains(&jiff::civil::Weekday::Monday));
 }
 on_every_backend!(
     slot_searches_see_configuration_changes_from_other_processes_everywhere,

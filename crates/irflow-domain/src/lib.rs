@@ -10,6 +10,7 @@ pub mod pathway;
 pub mod patient;
 pub mod people;
 pub mod referral;
+pub mod reminders;
 pub mod scheduling;
 pub mod screening;
 

@@ -298,6 +298,10 @@ async fn transition_and_show(
         )
         .await
         .map_err(not_found_case)?;
+    if matches!(request.action, Action::Cancel | Action::RecordNoShow) {
+        // The case's appointment ended with it: its reminders go too.
+        crate::reminders::replan_after_change(state, &caller.actor(), id).await;
+    }
     let detail = state
         .store()
         .case_detail(&caller.actor(), id)

@@ -98,7 +98,10 @@ pub async fn cancel(
         .cancel_appointment(&who.actor(), id, &f.reason, Timestamp::now(), state.today())
         .await
     {
-        Ok(()) => Redirect::to(&format!("/cases/{id}?done=unschedule")).into_response(),
+        Ok(()) => {
+            crate::reminders::replan_after_change(&state, &who.actor(), id).await;
+            Redirect::to(&format!("/cases/{id}?done=unschedule")).into_response()
+        }
         Err(e) => {
             let e = crate::pages::case_error(e);
             let status = if matches!(e, AppError::Internal(_)) {

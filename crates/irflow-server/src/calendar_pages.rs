@@ -1215,6 +1215,9 @@ async fn attend(
         .transition_case(&who.actor(), id, &request, None, now, today)
         .await
         .map_err(case_error)?;
+    if action == Action::RecordNoShow {
+        crate::reminders::replan_after_change(state, &who.actor(), id).await;
+    }
     Ok(())
 }
 

@@ -11,9 +11,14 @@ mod calendar_pages;
 mod error;
 mod fhir;
 mod fhir_scheduling;
+mod ics;
+mod letters;
 mod observe;
 mod pages;
+mod patient_links;
+mod patient_pages;
 mod referral_pages;
+mod reminders;
 mod resource_pages;
 mod scheduling_api;
 pub mod screening_json;
@@ -32,6 +37,7 @@ use jiff::tz::TimeZone;
 
 pub use error::AppError;
 pub use observe::init_metrics;
+pub use reminders::plan_reminders_for_booked_cases;
 
 /// Settings the HTTP edge needs.
 #[derive(Debug, Clone)]
@@ -40,6 +46,12 @@ pub struct ServerConfig {
     pub department_name: String,
     /// The department's phone number, shown to users.
     pub department_phone: String,
+    /// The department's address, on one line (patient letters).
+    pub department_address: String,
+    /// A directory of letter templates (`en/`, `es/`); `None`: the built-in ones.
+    pub letters_dir: Option<std::path::PathBuf>,
+    /// Days after the procedure when the follow-up call comes (patient letters).
+    pub follow_up_days: u32,
     /// The site's IANA time zone name (times are shown in it).
     pub time_zone_name: String,
     /// Mark cookies `Secure` (and use the `__Host-` prefix). Off only for plain-HTTP loopback.
@@ -60,6 +72,12 @@ pub struct ServerConfig {
     pub arrive_minutes_before: i64,
     /// The least notice a booking gives, in minutes.
     pub min_notice_minutes: i64,
+    /// Local hours in which no reminder is sent (default 20:00-08:00).
+    pub reminder_quiet_hours: irflow_domain::reminders::QuietHours,
+    /// Days a patient link keeps working after the appointment (or after it is made).
+    pub patient_link_days: i64,
+    /// Minutes of inactivity that end a patient's session (opened from their link).
+    pub patient_session_idle_minutes: i64,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +85,9 @@ impl Default for ServerConfig {
         Self {
             department_name: "Spine Injection Service".to_owned(),
             department_phone: "617-726-6773".to_owned(),
+            department_address: DEFAULT_DEPARTMENT_ADDRESS.to_owned(),
+            letters_dir: None,
+            follow_up_days: letters::FOLLOW_UP_DAYS,
             time_zone_name: "America/New_York".to_owned(),
             cookie_secure: true,
             session_idle_minutes: 30,
@@ -77,9 +98,16 @@ impl Default for ServerConfig {
             mrn_system: irflow_fhir::DEFAULT_MRN_SYSTEM.to_owned(),
             arrive_minutes_before: scheduling_api::ARRIVE_MINUTES_BEFORE,
             min_notice_minutes: scheduling_api::MIN_NOTICE_MINUTES,
+            reminder_quiet_hours: irflow_domain::reminders::QuietHours::default(),
+            patient_link_days: patient_links::PATIENT_LINK_DAYS,
+            patient_session_idle_minutes: patient_links::PATIENT_SESSION_IDLE_MINUTES,
         }
     }
 }
+
+/// The default department address in letters (the reference department's radiology).
+pub const DEFAULT_DEPARTMENT_ADDRESS: &str =
+    "Department of Radiology, 55 Fruit Street, Boston, MA 02114";
 
 /// Shared state for handlers. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -93,10 +121,12 @@ struct Inner {
     config: ServerConfig,
     time_zone: TimeZone,
     rules: irflow_domain::screening::RulePack,
+    letters: irflow_letters::Templates,
 }
 
 impl AppState {
-    /// Builds the state; fails if the configured time zone is unknown.
+    /// Builds the state; fails if the configured time zone is unknown or a letter
+    /// template is missing or broken (the message names the file and line).
     pub fn new(
         store: Store,
         config: ServerConfig,
@@ -108,12 +138,20 @@ impl AppState {
                 config.time_zone_name
             )
         })?;
+        let letters = match &config.letters_dir {
+            Some(dir) => irflow_letters::Templates::load_dir(dir).map_err(|e| {
+                format!("{e}; fix the template or drop letters.dir / IRFLOW_LETTERS_DIR")
+            })?,
+            None => irflow_letters::Templates::builtin()
+                .map_err(|e| format!("the built-in letter templates are broken: {e}"))?,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 config,
                 time_zone,
                 rules,
+                letters,
             }),
         })
     }
@@ -131,6 +169,11 @@ impl AppState {
     /// The screening rule pack in force.
     pub fn rules(&self) -> &irflow_domain::screening::RulePack {
         &self.inner.rules
+    }
+
+    /// The patient-letter templates in force.
+    pub fn letters(&self) -> &irflow_letters::Templates {
+        &self.inner.letters
     }
 
     /// The site's time zone.
@@ -190,6 +233,28 @@ pub fn router(state: AppState) -> Router {
             "/cases/{id}/actions/{action_id}",
             post(screening_pages::complete_action),
         )
+        .route(
+            "/cases/{id}/patient-link",
+            get(patient_links::page).post(patient_links::send),
+        )
+        .route(
+            "/cases/{id}/patient-link/revoke",
+            post(patient_links::revoke),
+        )
+        .route(
+            "/cases/{id}/appointment.ics",
+            get(ics::page_appointment_ics),
+        )
+        .route("/cases/{id}/instructions", get(letters::page_instructions))
+        .route(
+            "/cases/{id}/discharge-instructions",
+            get(letters::page_discharge),
+        )
+        .route("/cases/{id}/messages", get(reminders::page))
+        .route(
+            "/cases/{id}/reminders/opt-out",
+            post(reminders::opt_out_form),
+        )
         .route("/cases/{id}/book", post(booking_pages::book))
         .route("/cases/{id}/move", post(booking_pages::move_booking))
         .route("/cases/{id}/waitlist", post(booking_pages::waitlist))
@@ -224,6 +289,36 @@ pub fn router(state: AppState) -> Router {
             get(api::get_screening).post(api::post_screening),
         )
         .route("/api/v1/cases/{id}/slots", get(scheduling_api::slots))
+        .route("/api/v1/cases/{id}/messages", get(reminders::api_messages))
+        .route(
+            "/api/v1/cases/{id}/reminders/opt-out",
+            get(reminders::api_get_opt_out)
+                .put(reminders::api_put_opt_out)
+                .post(reminders::api_post_opt_out)
+                .delete(reminders::api_delete_opt_out),
+        )
+        .route(
+            "/api/v1/cases/{id}/instructions",
+            get(letters::api_instructions),
+        )
+        .route(
+            "/api/v1/cases/{id}/discharge-instructions",
+            get(letters::api_discharge),
+        )
+        .route(
+            "/api/v1/cases/{id}/appointment.ics",
+            get(ics::api_appointment_ics),
+        )
+        .route(
+            "/api/v1/cases/{id}/patient-link",
+            get(patient_links::api_list)
+                .post(patient_links::api_create)
+                .delete(patient_links::api_revoke),
+        )
+        .route(
+            "/api/v1/cases/{id}/patient-responses",
+            get(patient_links::api_responses),
+        )
         .route(
             "/api/v1/cases/{id}/appointment",
             get(scheduling_api::get)
@@ -310,6 +405,7 @@ pub fn router(state: AppState) -> Router {
         .merge(fhir)
         .merge(ops)
         .merge(resource_pages::routes())
+        .merge(patient_pages::routes())
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(observe::security_headers))
         .layer(axum::middleware::from_fn(session::reject_cross_site_writes))

@@ -1456,7 +1456,12 @@ pub async fn case_transition(
         }
     };
     match result {
-        Ok(_) => Redirect::to(&format!("/cases/{id}?done={action}")).into_response(),
+        Ok(_) => {
+            if matches!(action, Action::Cancel | Action::RecordNoShow) {
+                crate::reminders::replan_after_change(&state, &who.actor(), id).await;
+            }
+            Redirect::to(&format!("/cases/{id}?done={action}")).into_response()
+        }
         Err(e @ (AppError::NotFound(_) | AppError::Internal(_))) => {
             error_page(&state, Some(&who), &e)
         }

@@ -351,6 +351,7 @@ pub(crate) async fn book_option(
         )
         .await
         .map_err(crate::pages::case_error)?;
+    crate::reminders::replan_after_change(state, actor, id).await;
     Ok(booked)
 }
 
@@ -551,6 +552,7 @@ pub(crate) async fn move_option(
         )
         .await
         .map_err(crate::pages::case_error)?;
+    crate::reminders::replan_after_change(state, actor, id).await;
     Ok(moved)
 }
 
@@ -608,6 +610,7 @@ pub async fn cancel(
         .cancel_appointment(&actor, id, &body.reason, Timestamp::now(), state.today())
         .await
         .map_err(crate::pages::case_error)?;
+    crate::reminders::replan_after_change(&state, &actor, id).await;
     // The freed time goes to the waitlist: say whom it suits.
     let offers = match &freed {
         Some(a)

@@ -69,6 +69,12 @@ pub fn timeline_label(entry: &TimelineEntry) -> String {
     match entry.action.parse::<Action>() {
         Ok(a) => a.label().to_owned(),
         Err(_) if entry.action == "refer" => "Referral received".to_owned(),
+        Err(_) if entry.action == "patient_confirmed" => {
+            "Patient confirmed they will come (patient link)".to_owned()
+        }
+        Err(_) if entry.action == "patient_asked_to_cancel" => {
+            "Patient asked to cancel (patient link)".to_owned()
+        }
         Err(_) => entry.action.clone(),
     }
 }

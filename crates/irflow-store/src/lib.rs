@@ -16,6 +16,8 @@ pub mod bench_support;
 mod calendar;
 mod cases;
 mod migrate;
+pub mod outbox;
+mod patient_links;
 mod referrals;
 mod resources;
 mod scheduling;
@@ -38,6 +40,14 @@ pub use cases::{
     CaseDetail, CaseFilter, CaseSummary, PatientRecord, ReferralRecord, TimelineEntry,
 };
 pub use irflow_domain::Actor;
+pub use outbox::{
+    AttemptRecord, AttemptResult, ClaimedMessage, MessageId, MessageRecord, MessageState,
+    NewMessage, NewReminder, OptOutRecord, ReplanSummary,
+};
+pub use patient_links::{
+    AppointmentRevision, DobCheck, LinkChannel, LinkStatus, MAX_RESPONSE_REASON_CHARS,
+    PatientLinkRecord, PatientResponseRecord, PatientSession, ResponseKind,
+};
 pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
 pub use resources::{
     AvailabilityEntry, ChairEntry, ClosureAdded, ClosureEntry, MAX_TURNAROUND_MINUTES, NewClosure,
@@ -158,8 +168,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The slot searches' configuration (rooms, hours, credentials, chairs), kept
-    /// with the `resource_version` it was read at (see `Store::search_slots`).
+    /// The department's configuration (see `Store::department`), kept with the
+    /// `resource_version` it was read at.
     department: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<scheduling::Department>>>>,
 }
 

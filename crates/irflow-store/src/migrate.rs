@@ -53,6 +53,18 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0006_resource_version.sql"),
     },
     Migration {
+        version: 7,
+        name: "outbox",
+        sqlite: include_str!("../migrations/sqlite/0007_outbox.sql"),
+        postgres: include_str!("../migrations/postgres/0007_outbox.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "patient_links",
+        sqlite: include_str!("../migrations/sqlite/0008_patient_links.sql"),
+        postgres: include_str!("../migrations/postgres/0008_patient_links.sql"),
+    },
+    Migration {
         version: 10,
         name: "department_version",
         sqlite: include_str!("../migrations/sqlite/0010_department_version.sql"),

@@ -22,6 +22,12 @@ pub struct Config {
     pub department_name: String,
     /// Department phone number.
     pub department_phone: String,
+    /// Department address, on one line (patient letters).
+    pub department_address: String,
+    /// A letter template directory; `None`: the built-in templates.
+    pub letters_dir: Option<PathBuf>,
+    /// Days after the procedure when the follow-up call comes (default 14).
+    pub follow_up_days: u32,
     /// Site time zone (IANA).
     pub time_zone: String,
     /// `Secure` cookies (needs HTTPS in front of irflow).
@@ -48,6 +54,12 @@ pub struct Config {
     pub arrive_minutes_before: i64,
     /// The least notice a booking gives, in minutes (default 60).
     pub min_notice_minutes: i64,
+    /// Days a patient link works after the appointment (default 30).
+    pub patient_link_days: i64,
+    /// Minutes of inactivity that end a patient's session (default 15).
+    pub patient_session_idle_minutes: i64,
+    /// Messages to patients: how they are sent, quiet hours (`[outbox]`).
+    pub outbox: crate::outbox::OutboxConfig,
 }
 
 /// How logs are written (always to standard error).
@@ -89,6 +101,7 @@ impl fmt::Debug for Config {
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_max_hours", &self.session_max_hours)
             .field("log_format", &self.log_format)
+            .field("outbox", &self.outbox)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +115,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             department_name: server.department_name,
             department_phone: server.department_phone,
+            department_address: server.department_address,
+            letters_dir: server.letters_dir,
+            follow_up_days: server.follow_up_days,
             time_zone: server.time_zone_name,
             cookie_secure: server.cookie_secure,
             session_idle_minutes: server.session_idle_minutes,
@@ -115,6 +131,9 @@ impl Default for Config {
             rules_dir: None,
             arrive_minutes_before: server.arrive_minutes_before,
             min_notice_minutes: server.min_notice_minutes,
+            patient_link_days: server.patient_link_days,
+            patient_session_idle_minutes: server.patient_session_idle_minutes,
+            outbox: crate::outbox::OutboxConfig::default(),
         }
     }
 }
@@ -131,7 +150,24 @@ struct FileConfig {
     department: Option<FileDepartment>,
     security: Option<FileSecurity>,
     scheduling: Option<FileScheduling>,
+    letters: Option<FileLetters>,
+    patient_links: Option<FilePatientLinks>,
     log: Option<FileLog>,
+    outbox: Option<crate::outbox::FileOutbox>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePatientLinks {
+    days: Option<i64>,
+    session_idle_minutes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLetters {
+    dir: Option<PathBuf>,
+    follow_up_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +182,7 @@ struct FileScheduling {
 struct FileDepartment {
     name: Option<String>,
     phone: Option<String>,
+    address: Option<String>,
     time_zone: Option<String>,
     mrn_system: Option<String>,
 }
@@ -246,6 +283,16 @@ impl Config {
         if let Some(v) = var("IRFLOW_DEPARTMENT_PHONE") {
             c.department_phone = v;
         }
+        if let Some(v) = var("IRFLOW_DEPARTMENT_ADDRESS") {
+            c.department_address = v;
+        }
+        if let Some(v) = var("IRFLOW_LETTERS_DIR") {
+            c.letters_dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("IRFLOW_FOLLOW_UP_DAYS") {
+            c.follow_up_days = u32::try_from(parse_int(&v, "IRFLOW_FOLLOW_UP_DAYS")?)
+                .map_err(|_| anyhow::anyhow!("IRFLOW_FOLLOW_UP_DAYS must be between 1 and 90"))?;
+        }
         if let Some(v) = var("IRFLOW_TIME_ZONE") {
             c.time_zone = v;
         }
@@ -260,6 +307,12 @@ impl Config {
         }
         if let Some(v) = var("IRFLOW_MIN_NOTICE_MINUTES") {
             c.min_notice_minutes = parse_int(&v, "IRFLOW_MIN_NOTICE_MINUTES")?;
+        }
+        if let Some(v) = var("IRFLOW_PATIENT_LINK_DAYS") {
+            c.patient_link_days = parse_int(&v, "IRFLOW_PATIENT_LINK_DAYS")?;
+        }
+        if let Some(v) = var("IRFLOW_PATIENT_SESSION_IDLE_MINUTES") {
+            c.patient_session_idle_minutes = parse_int(&v, "IRFLOW_PATIENT_SESSION_IDLE_MINUTES")?;
         }
         if let Some(v) = var("IRFLOW_RULES_DIR") {
             c.rules_dir = Some(PathBuf::from(v));
@@ -279,6 +332,8 @@ impl Config {
         if let Some(v) = var("IRFLOW_LOG_LEVEL") {
             c.log_level = v;
         }
+
+        c.outbox.apply_env(&var)?;
 
         if let Some(d) = &overrides.data_dir {
             c.data_dir = d.clone();
@@ -324,11 +379,22 @@ impl Config {
             if let Some(v) = d.phone {
                 self.department_phone = v;
             }
+            if let Some(v) = d.address {
+                self.department_address = v;
+            }
             if let Some(v) = d.time_zone {
                 self.time_zone = v;
             }
             if let Some(v) = d.mrn_system {
                 self.mrn_system = v;
+            }
+        }
+        if let Some(l) = file.letters {
+            if let Some(v) = l.dir {
+                self.letters_dir = Some(v);
+            }
+            if let Some(v) = l.follow_up_days {
+                self.follow_up_days = v;
             }
         }
         if let Some(s) = file.scheduling {
@@ -337,6 +403,14 @@ impl Config {
             }
             if let Some(v) = s.min_notice_minutes {
                 self.min_notice_minutes = v;
+            }
+        }
+        if let Some(p) = file.patient_links {
+            if let Some(v) = p.days {
+                self.patient_link_days = v;
+            }
+            if let Some(v) = p.session_idle_minutes {
+                self.patient_session_idle_minutes = v;
             }
         }
         if let Some(s) = file.security {
@@ -364,10 +438,14 @@ impl Config {
                 self.log_level = v;
             }
         }
+        if let Some(o) = file.outbox {
+            self.outbox.apply_file(o, &source)?;
+        }
         Ok(())
     }
 
     fn validate(&self) -> Result<()> {
+        self.outbox.validate()?;
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             bail!(
                 "time zone {:?} is not a known IANA time zone; set department.time_zone (or IRFLOW_TIME_ZONE) to e.g. \"America/New_York\"",
@@ -381,6 +459,14 @@ impl Config {
             bail!(
                 "department.phone (IRFLOW_DEPARTMENT_PHONE) must not be empty: patients need a number to call"
             );
+        }
+        if self.department_address.trim().is_empty() {
+            bail!(
+                "department.address (IRFLOW_DEPARTMENT_ADDRESS) must not be empty: patients' letters tell them where to come"
+            );
+        }
+        if !(1..=90).contains(&self.follow_up_days) {
+            bail!("letters.follow_up_days (IRFLOW_FOLLOW_UP_DAYS) must be between 1 and 90");
         }
         if !(1..=24 * 60).contains(&self.session_idle_minutes) {
             bail!("security.session_idle_minutes must be between 1 and 1440");
@@ -396,6 +482,14 @@ impl Config {
         if !(0..=7 * 24 * 60).contains(&self.min_notice_minutes) {
             bail!(
                 "scheduling.min_notice_minutes (IRFLOW_MIN_NOTICE_MINUTES) must be between 0 and 10080 (a week)"
+            );
+        }
+        if !(1..=365).contains(&self.patient_link_days) {
+            bail!("patient_links.days (IRFLOW_PATIENT_LINK_DAYS) must be between 1 and 365");
+        }
+        if !(1..=120).contains(&self.patient_session_idle_minutes) {
+            bail!(
+                "patient_links.session_idle_minutes (IRFLOW_PATIENT_SESSION_IDLE_MINUTES) must be between 1 and 120"
             );
         }
         if self.login_failures_per_user < 1 || self.login_failures_per_client < 1 {
@@ -464,6 +558,9 @@ impl Config {
         irflow_server::ServerConfig {
             department_name: self.department_name.clone(),
             department_phone: self.department_phone.clone(),
+            department_address: self.department_address.clone(),
+            letters_dir: self.letters_dir.clone(),
+            follow_up_days: self.follow_up_days,
             time_zone_name: self.time_zone.clone(),
             cookie_secure: self.cookie_secure,
             session_idle_minutes: self.session_idle_minutes,
@@ -474,6 +571,9 @@ impl Config {
             mrn_system: self.mrn_system.clone(),
             arrive_minutes_before: self.arrive_minutes_before,
             min_notice_minutes: self.min_notice_minutes,
+            patient_link_days: self.patient_link_days,
+            patient_session_idle_minutes: self.patient_session_idle_minutes,
+            reminder_quiet_hours: self.outbox.quiet_hours,
         }
     }
 }
@@ -552,6 +652,57 @@ mod tests {
         assert_eq!(c.server_config().arrive_minutes_before, 30);
         let d = Config::load(&Overrides::default(), &env_of(&[])).expect("defaults");
         assert_eq!((d.arrive_minutes_before, d.min_notice_minutes), (15, 60));
+    }
+
+    #[test]
+    fn letter_settings_come_from_the_file_and_the_environment() {
+        let file = temp_file(
+            "[department]\naddress = \"1 Main St, Springfield\"\n[letters]\ndir = \"/srv/letters\"\nfollow_up_days = 10\n",
+        );
+        let overrides = Overrides {
+            config_file: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let c = Config::load(&overrides, &env_of(&[])).expect("valid");
+        let server = c.server_config();
+        assert_eq!(server.department_address, "1 Main St, Springfield");
+        assert_eq!(server.letters_dir, Some(PathBuf::from("/srv/letters")));
+        assert_eq!(server.follow_up_days, 10);
+        let c = Config::load(
+            &overrides,
+            &env_of(&[
+                ("IRFLOW_LETTERS_DIR", "/env/letters"),
+                ("IRFLOW_DEPARTMENT_ADDRESS", "2 Elm St"),
+                ("IRFLOW_FOLLOW_UP_DAYS", "21"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.letters_dir, Some(PathBuf::from("/env/letters")));
+        assert_eq!(
+            (c.department_address.as_str(), c.follow_up_days),
+            ("2 Elm St", 21)
+        );
+        let d = Config::load(&Overrides::default(), &env_of(&[])).expect("defaults");
+        assert_eq!((d.letters_dir, d.follow_up_days), (None, 14));
+        assert!(d.department_address.contains("55 Fruit Street"));
+        let err = |pairs: &[(&str, &str)]| {
+            Config::load(&Overrides::default(), &env_of(pairs))
+                .expect_err("invalid")
+                .to_string()
+        };
+        assert!(err(&[("IRFLOW_FOLLOW_UP_DAYS", "0")]).contains("between 1 and 90"));
+        assert!(err(&[("IRFLOW_FOLLOW_UP_DAYS", "-3")]).contains("between 1 and 90"));
+        assert!(err(&[("IRFLOW_FOLLOW_UP_DAYS", "soon")]).contains("whole number"));
+        let blank = temp_file("[department]\naddress = \"  \"\n");
+        let e = Config::load(
+            &Overrides {
+                config_file: Some(blank.path().to_path_buf()),
+                ..Default::default()
+            },
+            &env_of(&[]),
+        )
+        .expect_err("blank address");
+        assert!(e.to_string().contains("department.address"), "{e}");
     }
 
     #[test]

@@ -83,9 +83,20 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
         "  API: irflow token issue --user nurse --data-dir {}  then  curl -H 'Authorization: Bearer …' http://{addr}/api/v1/cases",
         dir.display()
     );
-    println!("  stop with Ctrl-C");
     let pack = config.rule_pack()?;
-    crate::serve_on(listener, store, config.server_config(), pack).await
+    let planned = crate::outbox::plan_booked_reminders(&store, &config, &pack).await?;
+    let (worker, outbox) = crate::outbox::start(&config, store.clone())?;
+    println!("  {outbox}");
+    println!(
+        "  reminders planned for {planned} booked cases; sent messages appear as files in {}",
+        config.outbox.file_dir(&config.data_dir).display()
+    );
+    println!("  stop with Ctrl-C");
+    let served = crate::serve_on(listener, store, config.server_config(), pack).await;
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
+    served
 }
 
 /// Makes sure `dir` is a demo directory and removes the previous demo database.
@@ -606,6 +617,37 @@ async fn seed_waitlist_and_plans(demo: &Demo<'_>) -> Result<()> {
             now,
         )
         .await?;
+    // George Sullivan takes apixaban; his cardiologist agreed to the hold, and he is
+    // booked a week out, so his letters show his own last dose and restart times.
+    let sullivan = case_of("Sullivan").await?;
+    let nurse = demo.actor("nurse")?;
+    let screening = store
+        .latest_screening(&nurse, sullivan)
+        .await?
+        .context("demo screening Sullivan")?;
+    let open: Vec<i64> = screening.open_actions().map(|a| a.id).collect();
+    for action in open {
+        store
+            .complete_action(
+                &nurse,
+                sullivan,
+                action,
+                true,
+                Some("Dr. Ellen Park, cardiology".to_owned()),
+                Some("Agreed by phone to hold apixaban before the injection.".to_owned()),
+                now,
+                demo.today,
+            )
+            .await?;
+    }
+    book_from(
+        demo,
+        sullivan,
+        "scheduler",
+        demo.today + jiff::Span::new().days(7),
+        now,
+    )
+    .await?;
     Ok(())
 }
 
@@ -943,6 +985,23 @@ fn demo_cases() -> Vec<DemoCase> {
     );
     johnson.blood_thinners = "Apixaban 5 mg twice daily (atrial fibrillation)".into();
     johnson.clinical_notes = "Cardiology follows him; please coordinate holding apixaban.".into();
+    let mut sullivan = form(
+        "Sullivan",
+        "George",
+        "1947-08-21",
+        "MRN-104810",
+        "617-555-0182",
+        "george.sullivan@example.org",
+        "en",
+        (
+            "64483",
+            "L4-L5",
+            "right",
+            "Right L4 radiculopathy for 3 months despite physical therapy.",
+            "M54.16",
+        ),
+    );
+    sullivan.blood_thinners = "Apixaban 5 mg twice daily (atrial fibrillation)".into();
     let rahman = form(
         "Rahman",
         "Aisha",
@@ -1226,6 +1285,24 @@ fn demo_cases() -> Vec<DemoCase> {
             ],
         ),
         online(rahman, "referrer", 3, &[("radiologist", A::Accept, None)]),
+        DemoCase {
+            screening: Some(
+                r#"{"medications":[{"drug":"apixaban","indication":"atrial fibrillation"}],"escort_available":true,"symptoms":"mild"}"#,
+            ),
+            ..online(
+                sullivan,
+                "referrer",
+                6,
+                &[
+                    ("radiologist", A::Accept, None),
+                    (
+                        "nurse",
+                        A::AwaitAction,
+                        Some("Takes apixaban; asked his cardiologist about holding it."),
+                    ),
+                ],
+            )
+        },
         DemoCase {
             screening: Some(
                 r#"{"medications":[{"drug":"ibuprofen","indication":"back pain"}],"diabetes":{"insulin":false},"escort_available":true,"symptoms":"mild"}"#,

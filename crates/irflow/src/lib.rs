@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod outbox;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
@@ -132,7 +133,13 @@ async fn serve(config: &Config) -> Result<()> {
         pack.name,
         pack.version
     );
-    serve_on(listener, store, config.server_config(), pack).await
+    let (worker, outbox) = outbox::start(config, store.clone())?;
+    println!("irflow: {outbox}");
+    let served = serve_on(listener, store, config.server_config(), pack).await;
+    if let Some(worker) = worker {
+        worker.stop().await;
+    }
+    served
 }
 
 /// Serves until Ctrl-C or SIGTERM.

@@ -1191,3 +1191,108 @@ async fn a_nurse_checks_a_patient_in_from_the_calendar() {
     );
     s.driver.clone().quit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_opens_their_link_and_a_wrong_date_of_birth_is_refused() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    // Patricia Williams (born 1967-04-18) is booked in the demo.
+    let db = s._dirs.path().join("demo").join("irflow.db");
+    let store = irflow_store::Store::connect(&irflow::config::sqlite_url(&db))
+        .await
+        .unwrap();
+    let williams = store
+        .list_cases(
+            &irflow_domain::Actor::system("e2e"),
+            &irflow_store::CaseFilter::default(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.family_name == "Williams")
+        .unwrap()
+        .id;
+    // The scheduler sends the link from the case page (the panel loads into it).
+    sign_in(&s, "scheduler").await;
+    wait_for_text(&s.driver, "sign-out").await;
+    s.driver
+        .goto(format!("{}/cases/{williams}", s.url))
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "patient-link-send").await;
+    choose(&s, "#patient-link-none").await;
+    click(&s, "patient-link-send").await;
+    wait_for_text(&s.driver, "patient-link-url").await;
+    let url = s
+        .driver
+        .find(By::Id("patient-link-url"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .expect("the link is shown");
+    assert!(url.starts_with(&format!("{}/p/", s.url)), "{url}");
+    s.driver
+        .screenshot(&screenshot_dir().join("patient-link-sent.png"))
+        .await
+        .unwrap();
+    sign_out(&s).await;
+    // The patient's browser: no staff cookies at all.
+    s.driver.delete_all_cookies().await.unwrap();
+    s.driver.goto(&url).await.unwrap();
+    wait_for_text(&s.driver, "Your date of birth").await;
+    choose(&s, "#dob-month option[value='4']").await;
+    fill(&s, "dob-day", "19").await;
+    fill(&s, "dob-year", "1967").await;
+    click(&s, "patient-dob-submit").await;
+    wait_for_text(&s.driver, "You have 4 tries left").await;
+    let error = s
+        .driver
+        .find(By::Id("patient-dob-error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("does not match"), "{error}");
+    assert!(!s.driver.source().await.unwrap().contains("Patricia"));
+    s.driver
+        .screenshot(&screenshot_dir().join("patient-link-wrong-date-of-birth.png"))
+        .await
+        .unwrap();
+    choose(&s, "#dob-month option[value='4']").await;
+    fill(&s, "dob-day", "18").await;
+    fill(&s, "dob-year", "1967").await;
+    click(&s, "patient-dob-submit").await;
+    wait_for_text(&s.driver, "Hello, Patricia").await;
+    wait_for_text(&s.driver, "patient-instructions").await;
+    let instructions = s
+        .driver
+        .find(By::Id("patient-instructions"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        instructions.contains("How to get ready") && !instructions.contains("not ready yet"),
+        "{instructions}"
+    );
+    let arrive = s
+        .driver
+        .find(By::Id("patient-arrive"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(arrive.ends_with("AM") || arrive.ends_with("PM"), "{arrive}");
+    s.driver
+        .screenshot(&screenshot_dir().join("patient-link-appointment.png"))
+        .await
+        .unwrap();
+    s.driver.clone().quit().await.unwrap();
+}

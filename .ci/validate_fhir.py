@@ -4,7 +4,9 @@ FHIR structure definitions (Python `fhir.resources`, R4B models).
 
 Starts the demo department, drives the FHIR API as a client would (reads, a
 search with paging, a create, refused creates; Appointment, Slot, Schedule and
-Location reads and searches), and validates every resource
+Location reads and searches; an ImagingStudy uploaded from pydicom's test data;
+Procedure, MedicationAdministration and DocumentReference searched and read), and
+validates every resource
 that comes back, OperationOutcomes included. Exits non-zero on any failure.
 """
 import json
@@ -192,6 +194,103 @@ def scheduling(base, data_dir, referrer, other, scheduler):
         validate(f"GET {missing} OperationOutcome", outcome, "OperationOutcome")
 
 
+def imaging(base, referrer, other, scheduler):
+    """ImagingStudy: a real DICOM file from pydicom's test data uploaded for a demo case,
+    attached by staff from the reconciliation queue, then read and searched by patient."""
+    import pydicom  # installed by .ci/run; its test files ship inside the package
+    path = os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files", "MR_small.dcm")
+    api = base[: -len("/fhir/r4")] + "/api/v1"
+    status, _, cases = call(api, referrer, "GET", "/cases?limit=100")
+    check("the referrer's cases are listed", status == 200 and cases.get("cases"), f"{status}")
+    case = cases["cases"][0]
+    with open(path, "rb") as f:
+        body = f.read()
+    req = urllib.request.Request(f"{api}/cases/{case['id']}/imaging", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {referrer}",
+                                          "Content-Type": "application/dicom"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            status, report = r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        status, report = e.code, json.load(e)
+    check("a pydicom MR file is uploaded", status == 200 and report.get("stored") == 1, f"{status} {report}")
+    studies = report.get("studies") or [{}]
+    study_id = studies[0].get("study_id")
+    if studies[0].get("outcome") == "queued":
+        status, _, queued = call(base, scheduler, "GET", f"/ImagingStudy/{study_id}")
+        check("a queued study is not served", status == 404, f"{status}")
+        validate("queued ImagingStudy OperationOutcome", queued, "OperationOutcome")
+        status, _, done = call(api, scheduler, "POST", f"/imaging/studies/{study_id}/attach",
+                               {"case_id": case["id"]})
+        check("staff attach it from the queue", status == 200, f"{status} {done}")
+    pid = case["patient"]["id"]
+    status, _, bundle = call(base, referrer, "GET", f"/ImagingStudy?patient=Patient/{pid}")
+    check("ImagingStudy search answers 200", status == 200, f"{status} {bundle}")
+    validate("ImagingStudy search", bundle, "Bundle")
+    found = [e["resource"] for e in bundle.get("entry", [])]
+    check("the study is found by patient", any(r["id"] == str(study_id) for r in found), str(bundle)[:500])
+    for r in found:
+        validate(f"ImagingStudy/{r['id']} in bundle", r, "ImagingStudy")
+    status, _, read = call(base, referrer, "GET", f"/ImagingStudy/{study_id}")
+    check("ImagingStudy read answers 200", status == 200, f"{status}")
+    validate(f"read ImagingStudy/{study_id}", read, "ImagingStudy")
+    check("it has series and instances", read.get("numberOfInstances") == 1 and read.get("series"), str(read)[:500])
+    status, _, outcome = call(base, other, "GET", f"/ImagingStudy/{study_id}")
+    check("another referrer's study answers 404", status == 404, f"{status}")
+    validate("ImagingStudy 404 OperationOutcome", outcome, "OperationOutcome")
+    status, _, outcome = call(base, scheduler, "GET", "/ImagingStudy?modality=MR")
+    check("a search without patient answers 400", status == 400, f"{status}")
+    validate("ImagingStudy 400 OperationOutcome", outcome, "OperationOutcome")
+
+
+def procedures(base, nurse, referrer, other):
+    """Procedure, MedicationAdministration and DocumentReference: the demo's signed
+    procedure records, searched by patient and read, as clients do."""
+    status, _, cap = call(base, None, "GET", "/metadata")
+    served = {r["type"] for r in cap["rest"][0]["resource"]}
+    check("metadata lists Procedure, MedicationAdministration, DocumentReference",
+          {"Procedure", "MedicationAdministration", "DocumentReference"} <= served, str(sorted(served)))
+    patients, url = set(), "/ServiceRequest?_count=100"
+    while url:
+        status, _, page = call(base, nurse, "GET", url)
+        patients |= {e["resource"]["subject"]["reference"] for e in page.get("entry", [])}
+        url = next((l["url"] for l in page.get("link", []) if l["relation"] == "next"), None)
+    found = {"Procedure": 0, "MedicationAdministration": 0, "DocumentReference": 0}
+    mine = None
+    for patient in sorted(patients):
+        for rtype in found:
+            status, _, bundle = call(base, nurse, "GET", f"/{rtype}?patient={patient}")
+            if status != 200 or not bundle.get("entry"):
+                continue
+            validate(f"{rtype} search for {patient}", bundle, "Bundle")
+            for e in bundle["entry"]:
+                resource = e["resource"]
+                found[rtype] += 1
+                validate(f"{rtype}/{resource['id']} in bundle", resource, rtype)
+                status, _, read = call(base, nurse, "GET", f"/{rtype}/{resource['id']}")
+                check(f"read {rtype}/{resource['id']} equals its search entry", status == 200 and read == resource)
+                if rtype == "Procedure":
+                    for ref in [resource["subject"]["reference"], resource["report"][0]["reference"],
+                                resource["basedOn"][0]["reference"]]:
+                        status, _, target = call(base, nurse, "GET", "/" + ref)
+                        check(f"Procedure/{resource['id']} reference {ref} resolves", status == 200, f"{status}")
+                        validate(f"read {ref}", target, ref.split("/")[0])
+                    status, _, mine_read = call(base, referrer, "GET", f"/Procedure/{resource['id']}")
+                    if status == 200:
+                        mine = resource["id"]
+    check("the demo's signed procedures are served", found["Procedure"] >= 10, str(found))
+    check("with their agents and reports", found["MedicationAdministration"] >= 20
+          and found["DocumentReference"] >= found["Procedure"], str(found))
+    if mine:
+        status, _, outcome = call(base, other, "GET", f"/Procedure/{mine}")
+        check("another referrer's Procedure answers 404", status == 404, f"{status}")
+        validate("Procedure 404 OperationOutcome", outcome, "OperationOutcome")
+    for bad in ["/Procedure", "/DocumentReference?patient=x", "/MedicationAdministration?patient=1&code=x"]:
+        status, _, outcome = call(base, nurse, "GET", bad)
+        check(f"GET {bad} answers 400", status == 400, f"{status}")
+        validate(f"GET {bad} OperationOutcome", outcome, "OperationOutcome")
+
+
 def main():
     # The validator itself must be able to say no.
     try:
@@ -291,6 +390,8 @@ def main():
             check("the demo's stored screenings are served", found >= 3, f"found {found}")
 
             scheduling(base, data_dir, referrer, other, scheduler)
+            procedures(base, nurse, referrer, other)
+            imaging(base, referrer, other, scheduler)
 
             phone = order("Scheduler")
             phone["requester"] = {"reference": created["requester"]["reference"]}

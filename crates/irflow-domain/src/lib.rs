@@ -6,9 +6,12 @@
 
 pub mod catalogue;
 pub mod ids;
+pub mod imaging;
 pub mod pathway;
 pub mod patient;
 pub mod people;
+pub mod procedure_day;
+pub mod procedure_record;
 pub mod referral;
 pub mod reminders;
 pub mod scheduling;

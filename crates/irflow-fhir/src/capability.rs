@@ -37,9 +37,33 @@ pub fn capability_statement(base_url: &str, software_version: &str, date: &str) 
                     ]
                 },
                 {
+                    "type": "DocumentReference",
+                    "documentation": "The procedure report of each signed version of a procedure record (text/plain and text/html, base64); an amendment is a new document that replaces the one before (status superseded). Referrers see only their own referrals' reports.",
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": [
+                        { "name": "patient", "type": "reference", "documentation": "Patient/{id} or {id} (required)" }
+                    ]
+                },
+                {
+                    "type": "ImagingStudy",
+                    "documentation": "Outside MRI/CT studies attached to a case (studies waiting in the reconciliation queue are not served). Referrers see only their own referrals' studies. Series and instances with their DICOM UIDs; the originals are viewed in irflow.",
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": [
+                        { "name": "patient", "type": "reference", "documentation": "Patient/{id} or {id} (required)" }
+                    ]
+                },
+                {
                     "type": "Location",
                     "documentation": "Procedure rooms: Location/room-{id}",
                     "interaction": [{ "code": "read" }]
+                },
+                {
+                    "type": "MedicationAdministration",
+                    "documentation": "The steroid, local anaesthetic and contrast given during a procedure, from its signed record: MedicationAdministration/{caseId}-steroid, -anaesthetic, -contrast (partOf the Procedure).",
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": [
+                        { "name": "patient", "type": "reference", "documentation": "Patient/{id} or {id} (required)" }
+                    ]
                 },
                 {
                     "type": "Patient",
@@ -48,6 +72,14 @@ pub fn capability_statement(base_url: &str, software_version: &str, date: &str) 
                 {
                     "type": "Practitioner",
                     "interaction": [{ "code": "read" }]
+                },
+                {
+                    "type": "Procedure",
+                    "documentation": "A case's procedure once its record is signed: Procedure/{caseId} (basedOn the ServiceRequest), from the version in force; performedPeriod from the procedure's start and end, complications coded in urn:irflow:procedure-complication.",
+                    "interaction": [{ "code": "read" }, { "code": "search-type" }],
+                    "searchParam": [
+                        { "name": "patient", "type": "reference", "documentation": "Patient/{id} or {id} (required)" }
+                    ]
                 },
                 {
                     "type": "Questionnaire",

@@ -1,6 +1,7 @@
 //! FHIR R4 (4.0.1) for irflow: hand-written wire types for the resources served
 //! (Patient, Practitioner, ServiceRequest, Bundle, OperationOutcome,
-//! CapabilityStatement; Appointment, Slot, Schedule and Location in `scheduling`),
+//! CapabilityStatement; Appointment, Slot, Schedule and Location in `scheduling`;
+//! Procedure, MedicationAdministration and DocumentReference in `procedure`),
 //! the mapping from irflow's records to them, and the
 //! parsing of an incoming ServiceRequest into a referral form, with every problem
 //! reported at its FHIRPath.
@@ -9,7 +10,9 @@
 //! `*View` structs from the store and sends what this crate builds.
 
 pub mod capability;
+pub mod imaging;
 pub mod order;
+pub mod procedure;
 pub mod questionnaire;
 pub mod render;
 pub mod scheduling;

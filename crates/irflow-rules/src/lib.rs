@@ -1,5 +1,6 @@
 //! Rule packs: a directory of TOML files (`pack.toml`, `procedures.toml`,
-//! `drugs.toml`, `thrombotic.toml`, `labs.toml`, `contrast.toml`, `local.toml`)
+//! `drugs.toml`, `thrombotic.toml`, `labs.toml`, `contrast.toml`, `local.toml`,
+//! `procedure_record.toml`)
 //! loaded into the domain's [`RulePack`] and checked. A pack that does not hold
 //! together is refused with the file and the rule at fault.
 //!
@@ -17,8 +18,11 @@ use irflow_domain::screening::{
 };
 use serde::Deserialize;
 
+mod day;
+mod procedure_record;
+
 /// The files of a pack, in the order they are read.
-pub const FILES: [&str; 7] = [
+pub const FILES: [&str; 9] = [
     "pack.toml",
     "procedures.toml",
     "drugs.toml",
@@ -26,6 +30,8 @@ pub const FILES: [&str; 7] = [
     "labs.toml",
     "contrast.toml",
     "local.toml",
+    procedure_record::FILE,
+    day::FILE,
 ];
 
 /// Why a pack was refused.
@@ -591,6 +597,8 @@ pub fn from_texts(texts: &[(&str, &str)]) -> Result<RulePack, RulesError> {
         agent_allergy: c.meta(f, aa.id, aa.source, aa.verified, aa.note)?,
         unknown_drug: c.from(f, l.unknown_drug)?,
     };
+    let procedure_record = procedure_record::rules(&mut c, text(procedure_record::FILE)?)?;
+    let day = day::rules(&mut c, text(day::FILE)?)?;
 
     Ok(RulePack {
         name: pack.name,
@@ -603,6 +611,8 @@ pub fn from_texts(texts: &[(&str, &str)]) -> Result<RulePack, RulesError> {
         labs,
         contrast,
         policy,
+        procedure_record,
+        day,
     })
 }
 
@@ -623,7 +633,7 @@ pub fn load_dir(dir: &Path) -> Result<RulePack, RulesError> {
 }
 
 /// The default pack's files, compiled in.
-pub const DEFAULT_FILES: [(&str, &str); 7] = [
+pub const DEFAULT_FILES: [(&str, &str); 9] = [
     (
         "pack.toml",
         include_str!("../../../rules/default/pack.toml"),
@@ -652,6 +662,11 @@ pub const DEFAULT_FILES: [(&str, &str); 7] = [
         "local.toml",
         include_str!("../../../rules/default/local.toml"),
     ),
+    (
+        procedure_record::FILE,
+        include_str!("../../../rules/default/procedure_record.toml"),
+    ),
+    (day::FILE, include_str!("../../../rules/default/day.toml")),
 ];
 
 /// The default pack (`rules/default/`). Its validity is checked by the tests, so

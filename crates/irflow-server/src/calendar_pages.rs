@@ -1168,8 +1168,9 @@ pub struct NoShowForm {
 }
 
 /// Checks the case's appointment is one this step applies to now, then moves the case
-/// (the store marks the appointment in the same transaction).
-async fn attend(
+/// (the store marks the appointment in the same transaction). The day's board checks
+/// patients in through this too.
+pub(crate) async fn attend(
     state: &AppState,
     who: &SignedIn,
     id: CaseId,

@@ -107,24 +107,49 @@ async fn compose_unaudited(
         })
 }
 
-/// The seam for outside imaging (issue 7): whether the case's most recent MRI or CT
-/// of the spine is on file. Until studies are stored, nothing is, and letters ask
-/// the patient to bring it.
-async fn imaging_on_file(_state: &AppState, _actor: &Actor, _case_id: CaseId) -> bool {
-    false
+/// The seam for outside imaging (issue 7): whether a recent MRI or CT covering the
+/// treated region of the spine is on file for the case (an audited read). When it is
+/// not — or cannot be read — letters ask the patient to bring theirs.
+async fn imaging_on_file(
+    state: &AppState,
+    actor: &Actor,
+    case: &irflow_store::CaseSummary,
+) -> bool {
+    crate::imaging_pages::suitable_on_file(state, actor, case).await
 }
 
 fn zoned(t: Timestamp, tz: &TimeZone) -> ZonedDateTime {
     t.to_zoned_datetime(tz.clone())
 }
 
-/// The letter's facts and the patient's preferred language tag.
+/// The facts the procedure day's checklist is checked against: the letter's facts as
+/// the patient was told them (each held drug's last dose, premedication, diabetes,
+/// escort) and the screening re-evaluated for the appointment — one computation, so
+/// the checklist and the letters never disagree.
+pub(crate) async fn day_facts(
+    state: &AppState,
+    actor: &Actor,
+    case_id: CaseId,
+) -> Result<(LetterFacts, Option<ScreeningDecision>), AppError> {
+    let (letter, _, screened) = gather(state, actor, case_id, &LetterExtras::default()).await?;
+    Ok((letter, screened.map(|(_, decision)| decision)))
+}
+
+/// The letter's facts, the patient's preferred language tag, and the screening as
+/// re-evaluated for the appointment.
 async fn gather(
     state: &AppState,
     actor: &Actor,
     case_id: CaseId,
     extras: &LetterExtras,
-) -> Result<(LetterFacts, String), AppError> {
+) -> Result<
+    (
+        LetterFacts,
+        String,
+        Option<(ScreeningFacts, ScreeningDecision)>,
+    ),
+    AppError,
+> {
     let detail = state
         .store()
         .case_detail(actor, case_id)
@@ -223,7 +248,7 @@ async fn gather(
             address: config.department_address.clone(),
             phone: config.department_phone.clone(),
         },
-        imaging_on_file: imaging_on_file(state, actor, case_id).await,
+        imaging_on_file: imaging_on_file(state, actor, &detail.case).await,
         blood_thinners,
         antibiotic_window_days: pack.policy.antibiotic_window_days,
         antibiotics_for_infection: facts.is_some_and(|f| {
@@ -246,7 +271,7 @@ async fn gather(
         }),
         reminder_drug: extras.hold_drug.clone(),
     };
-    Ok((letter, detail.patient.preferred_language))
+    Ok((letter, detail.patient.preferred_language, screened))
 }
 
 /// The stored screening re-evaluated as booking does: the case's procedure, today at

@@ -8,15 +8,27 @@ mod api;
 pub mod auth;
 mod booking_pages;
 mod calendar_pages;
+mod day_pages;
+pub mod dicom_scp;
 mod error;
 mod fhir;
+mod fhir_imaging;
+mod fhir_procedure;
 mod fhir_scheduling;
+mod follow_up_pages;
 mod ics;
+pub mod imaging;
+mod imaging_pages;
+mod imaging_view;
 mod letters;
 mod observe;
 mod pages;
+mod patient_follow_up;
 mod patient_links;
 mod patient_pages;
+mod procedure_day;
+mod procedure_record_pages;
+mod procedure_report;
 mod referral_pages;
 mod reminders;
 mod resource_pages;
@@ -78,6 +90,12 @@ pub struct ServerConfig {
     pub patient_link_days: i64,
     /// Minutes of inactivity that end a patient's session (opened from their link).
     pub patient_session_idle_minutes: i64,
+    /// Where original DICOM files are kept (default here: in memory; `irflow serve`: `<data_dir>/images`).
+    pub image_store: imaging::ImageStoreConfig,
+    /// Limits on one upload or import (size, file count, zip nesting, compression ratio).
+    pub imaging_limits: irflow_dicom::Limits,
+    /// Prior imaging older than this many months is flagged as out of date.
+    pub imaging_max_age_months: u32,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +119,9 @@ impl Default for ServerConfig {
             reminder_quiet_hours: irflow_domain::reminders::QuietHours::default(),
             patient_link_days: patient_links::PATIENT_LINK_DAYS,
             patient_session_idle_minutes: patient_links::PATIENT_SESSION_IDLE_MINUTES,
+            image_store: imaging::ImageStoreConfig::default(),
+            imaging_limits: irflow_dicom::Limits::default(),
+            imaging_max_age_months: irflow_domain::imaging::DEFAULT_MAX_AGE_MONTHS,
         }
     }
 }
@@ -122,6 +143,8 @@ struct Inner {
     time_zone: TimeZone,
     rules: irflow_domain::screening::RulePack,
     letters: irflow_letters::Templates,
+    images: imaging::ImageStore,
+    imaging_views: imaging_view::ImagingViews,
 }
 
 impl AppState {
@@ -145,6 +168,7 @@ impl AppState {
             None => irflow_letters::Templates::builtin()
                 .map_err(|e| format!("the built-in letter templates are broken: {e}"))?,
         };
+        let images = imaging::ImageStore::open(&config.image_store)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -152,6 +176,8 @@ impl AppState {
                 time_zone,
                 rules,
                 letters,
+                images,
+                imaging_views: imaging_view::ImagingViews::default(),
             }),
         })
     }
@@ -174,6 +200,16 @@ impl AppState {
     /// The patient-letter templates in force.
     pub fn letters(&self) -> &irflow_letters::Templates {
         &self.inner.letters
+    }
+
+    /// The image store (original DICOM files).
+    pub fn images(&self) -> &imaging::ImageStore {
+        &self.inner.images
+    }
+
+    /// View grants and rendered PNGs of outside imaging.
+    pub(crate) fn imaging_views(&self) -> &imaging_view::ImagingViews {
+        &self.inner.imaging_views
     }
 
     /// The site's time zone.
@@ -394,6 +430,14 @@ pub fn router(state: AppState) -> Router {
             "/fhir/r4/Location/{id}",
             get(fhir_scheduling::read_location),
         )
+        .route(
+            "/fhir/r4/ImagingStudy",
+            get(fhir_imaging::search_imaging_studies),
+        )
+        .route(
+            "/fhir/r4/ImagingStudy/{id}",
+            get(fhir_imaging::read_imaging_study),
+        )
         .route("/fhir/r4/{*rest}", axum::routing::any(fhir::not_supported));
     let ops = Router::new()
         .route("/healthz", get(observe::healthz))
@@ -406,6 +450,11 @@ pub fn router(state: AppState) -> Router {
         .merge(ops)
         .merge(resource_pages::routes())
         .merge(patient_pages::routes())
+        .merge(procedure_record_pages::routes())
+        .merge(follow_up_pages::routes())
+        .merge(fhir_procedure::routes())
+        .merge(procedure_day::routes())
+        .merge(imaging_pages::routes(state.config()))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn(observe::security_headers))
         .layer(axum::middleware::from_fn(session::reject_cross_site_writes))

@@ -132,7 +132,12 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    if !is_static {
+    // A handler may keep its own `private` policy (rendered images: the browser may
+    // keep them while a viewer scrolls; shared caches never may).
+    let private = h
+        .get(header::CACHE_CONTROL)
+        .is_some_and(|v| v.as_bytes().starts_with(b"private"));
+    if !is_static && !private {
         // Pages and API answers may hold patient data: never store them in caches.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -48,8 +48,10 @@ fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
             ("cases", "/cases", "Cases"),
             ("vetting", "/vetting", "Vetting queue"),
             ("calendar", "/calendar", "Calendar"),
+            ("imaging-queue", "/imaging/queue", "Imaging queue"),
             ("resources", "/admin/resources", "Rooms & staff"),
             ("procedures", "/admin/procedures", "Procedures"),
+            ("outcomes", "/outcomes", "Outcomes"),
             ("audit", "/admin/audit", "Audit log"),
             ("users", "/admin/users", "Users"),
         ],
@@ -59,18 +61,26 @@ fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
         ],
         Role::Scheduler => vec![
             ("cases", "/cases", "Worklist"),
+            ("today", "/today", "Today"),
             ("calendar", "/calendar", "Calendar"),
             ("waitlist", "/waitlist", "Waitlist"),
+            ("imaging-queue", "/imaging/queue", "Imaging queue"),
             ("new-referral", "/referrals/new", "Phone referral"),
         ],
         Role::Radiologist => vec![
             ("vetting", "/vetting", "Vetting queue"),
             ("cases", "/cases", "Worklist"),
+            ("today", "/today", "Today"),
             ("calendar", "/calendar", "Calendar"),
+            ("imaging-queue", "/imaging/queue", "Imaging queue"),
+            ("outcomes", "/outcomes", "Outcomes"),
         ],
         Role::Nurse => vec![
             ("cases", "/cases", "Worklist"),
+            ("today", "/today", "Today"),
             ("calendar", "/calendar", "Calendar"),
+            ("follow-ups", "/follow-ups", "Follow-ups"),
+            ("outcomes", "/outcomes", "Outcomes"),
         ],
     }
 }
@@ -175,6 +185,13 @@ pub async fn static_file(Path(file): Path<String>) -> Response {
         ),
         "app.css" => (include_bytes!("../static/app.css"), "text/css"),
         "app.js" => (include_bytes!("../static/app.js"), "text/javascript"),
+        "imaging.js" => (include_bytes!("../static/imaging.js"), "text/javascript"),
+        "imaging.css" => (include_bytes!("../static/imaging.css"), "text/css"),
+        "procedure_day.js" => (
+            include_bytes!("../static/procedure_day.js"),
+            "text/javascript",
+        ),
+        "procedure_day.css" => (include_bytes!("../static/procedure_day.css"), "text/css"),
         "favicon.svg" => (include_bytes!("../static/favicon.svg"), "image/svg+xml"),
         _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
     };
@@ -467,6 +484,8 @@ struct CaseRow {
     referrer: String,
     deferred_until: Option<String>,
     updated: String,
+    /// Prior imaging in a few words (open cases).
+    imaging: Option<crate::imaging_pages::ImagingGlance>,
 }
 
 struct StateChip {
@@ -512,6 +531,7 @@ fn case_row(c: &CaseSummary, state: &AppState) -> CaseRow {
         },
         deferred_until: c.deferred_until.map(|d| d.to_string()),
         updated: local_time(c.updated_at, state.time_zone()),
+        imaging: None,
     }
 }
 
@@ -546,6 +566,21 @@ pub async fn worklist(
         Ok(all) => all,
         Err(e) => return error_page(&state, Some(&who), &e.into()),
     };
+    // Each open case's prior imaging, in one audited read (a failure leaves it out).
+    let imaging = match crate::imaging_pages::worklist_glance(
+        &state,
+        &who.actor(),
+        &all,
+        crate::imaging_pages::IMAGING_STATES,
+    )
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => {
+            e.log();
+            std::collections::HashMap::new()
+        }
+    };
     let chips = views::worklist_states()
         .map(|s| StateChip {
             state: s,
@@ -561,7 +596,10 @@ pub async fn worklist(
             cases: all
                 .iter()
                 .filter(|c| c.state == s)
-                .map(|c| case_row(c, &state))
+                .map(|c| CaseRow {
+                    imaging: imaging.get(&c.id).cloned(),
+                    ..case_row(c, &state)
+                })
                 .collect(),
         })
         .filter(|g| !g.cases.is_empty())
@@ -676,6 +714,8 @@ pub(crate) struct CasePage {
     screening: Option<ScreeningPanel>,
     booking: Option<BookingPanel>,
     planning: Option<PlanningPanel>,
+    /// Staff see the procedure day's pages (checklist, recovery) from the case.
+    day_links: bool,
 }
 
 /// Booking on the case page: the appointment, or options to book.
@@ -1025,7 +1065,16 @@ pub(crate) async fn case_page_for(
             .filter(|a| {
                 !matches!(
                     a,
-                    Action::Resubmit | Action::Schedule | Action::Reschedule | Action::Unschedule
+                    Action::Resubmit
+                        | Action::Schedule
+                        | Action::Reschedule
+                        | Action::Unschedule
+                        // The procedure day's steps are taken on its own pages.
+                        | Action::StartProcedure
+                        | Action::EndProcedure
+                        | Action::Discharge
+                        // The follow-up is recorded with its answers (/follow-ups).
+                        | Action::RecordFollowUp
                 )
             })
             .map(|a| {
@@ -1087,6 +1136,14 @@ pub(crate) async fn case_page_for(
         screening,
         booking,
         planning: planning_panel(state, who, c).await?,
+        day_links: role != Role::Referrer
+            && matches!(
+                c.state,
+                CaseState::Arrived
+                    | CaseState::InProcedure
+                    | CaseState::Recovery
+                    | CaseState::Discharged
+            ),
     })
 }
 

@@ -52,6 +52,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/p/{token}/instructions", get(instructions))
         .route("/p/{token}/discharge", get(discharge))
         .route("/p/{token}/respond", post(respond))
+        .route(
+            "/p/{token}/follow-up",
+            post(crate::patient_follow_up::submit),
+        )
         .route("/p/{token}/sign-out", post(sign_out))
         .route("/static/patient.css", get(stylesheet))
 }
@@ -286,7 +290,7 @@ fn words(lang: Lang) -> &'static Words {
 }
 
 /// The language asked for (`?lang=`), else the patient's preferred one, else English.
-fn choose_lang(asked: Option<&str>, preferred: Option<&str>) -> Lang {
+pub(crate) fn choose_lang(asked: Option<&str>, preferred: Option<&str>) -> Lang {
     asked
         .and_then(Lang::parse)
         .or_else(|| preferred.and_then(|p| Lang::parse(p.split('-').next().unwrap_or(p))))
@@ -353,6 +357,8 @@ struct HomePage {
     error: Option<String>,
     answered: Option<&'static str>,
     instructions_html: Option<String>,
+    /// The follow-up questions, once due.
+    follow_up: Option<crate::patient_follow_up::FollowUpPanel>,
 }
 
 #[derive(Template)]
@@ -408,7 +414,7 @@ fn gone(state: &AppState, lang: Lang, status: StatusCode) -> Response {
     )
 }
 
-async fn audit(state: &AppState, event: NewAuditEvent) {
+pub(crate) async fn audit(state: &AppState, event: NewAuditEvent) {
     if let Err(e) = state.store().record_audit(event).await {
         tracing::error!(error = %e, "could not record audit event");
     }
@@ -865,7 +871,7 @@ pub async fn check_date_of_birth(
 
 /// The patient's appointment page (audited as the link's actor), with a refusal to
 /// show when a form was not accepted.
-async fn home(
+pub(crate) async fn home(
     state: &AppState,
     actor: &Actor,
     link: &PatientLinkRecord,
@@ -980,6 +986,7 @@ async fn home_page(
     } else {
         None
     };
+    let follow_up = crate::patient_follow_up::panel(state, actor, link, lang).await;
     audit(
         state,
         NewAuditEvent::new(actor, "patient_view", "case", AuditOutcome::Success)
@@ -1005,13 +1012,14 @@ async fn home_page(
             error,
             answered,
             instructions_html,
+            follow_up,
         },
         status,
     ))
 }
 
 /// A patient page that needs the session; without one, back to the date-of-birth form.
-async fn with_session(
+pub(crate) async fn with_session(
     state: &AppState,
     client: &str,
     token: &str,

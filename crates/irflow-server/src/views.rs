@@ -75,6 +75,11 @@ pub fn timeline_label(entry: &TimelineEntry) -> String {
         Err(_) if entry.action == "patient_asked_to_cancel" => {
             "Patient asked to cancel (patient link)".to_owned()
         }
+        Err(_) if entry.action == "sign_procedure_record" => "Procedure record signed".to_owned(),
+        Err(_) if entry.action == "amend_procedure_record" => "Procedure record amended".to_owned(),
+        Err(_) if entry.action == "patient_follow_up" => {
+            "Patient answered the follow-up (patient link)".to_owned()
+        }
         Err(_) => entry.action.clone(),
     }
 }

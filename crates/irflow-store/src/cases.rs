@@ -616,6 +616,27 @@ impl Store {
                 "appointments are booked, moved and cancelled through the case's appointment, so that the room, radiologist and chair are reserved".to_owned(),
             ));
         }
+        // The procedure day has its own records: the checklist gates the start, the end
+        // starts the monitoring clock, the discharge checks it (see procedure_day.rs).
+        let day_step = match event.action {
+            Action::StartProcedure => Some(
+                "the procedure starts from the pre-procedure checklist once it is complete (POST /api/v1/cases/{id}/start)",
+            ),
+            Action::EndProcedure => Some(
+                "the end of the procedure is recorded from the day's board or checklist (POST /api/v1/cases/{id}/end), so that recovery monitoring starts",
+            ),
+            Action::Discharge => Some(
+                "discharge is recorded from recovery (POST /api/v1/cases/{id}/discharge), which checks the discharge criteria and the monitoring time",
+            ),
+            // The follow-up is recorded with its answers (procedure_records.rs).
+            Action::RecordFollowUp => Some(
+                "the follow-up is recorded with the patient's answers, from the follow-up list (POST /api/v1/cases/{id}/follow-up)",
+            ),
+            _ => None,
+        };
+        if let Some(how) = day_step {
+            return Err(StoreError::Conflict(how.replace("{id}", &id.to_string())));
+        }
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(self.sql(
             "UPDATE cases SET state = ?, deferred_until = ?, version = version + 1, updated_at = ?

@@ -15,9 +15,13 @@ mod audit;
 pub mod bench_support;
 mod calendar;
 mod cases;
+pub mod imaging;
+mod imaging_glance;
 mod migrate;
 pub mod outbox;
 mod patient_links;
+pub mod procedure_day;
+pub mod procedure_records;
 mod referrals;
 mod resources;
 mod scheduling;
@@ -39,6 +43,12 @@ pub use calendar::{AttendanceTime, ClosureRecord};
 pub use cases::{
     CaseDetail, CaseFilter, CaseSummary, PatientRecord, ReferralRecord, TimelineEntry,
 };
+pub use imaging::{
+    CandidateCase, ImagingSource, InstanceLocation, InstanceRecord, MatchedBy, QueuedStudy,
+    Reconciled, RecordedInstance, SeriesDetail, SourceKind, StudyDetail, StudyOutcome, StudyState,
+    StudySummary,
+};
+pub use imaging_glance::GlanceStudy;
 pub use irflow_domain::Actor;
 pub use outbox::{
     AttemptRecord, AttemptResult, ClaimedMessage, MessageId, MessageRecord, MessageState,
@@ -47,6 +57,11 @@ pub use outbox::{
 pub use patient_links::{
     AppointmentRevision, DobCheck, LinkChannel, LinkStatus, MAX_RESPONSE_REASON_CHARS,
     PatientLinkRecord, PatientResponseRecord, PatientSession, ResponseKind,
+};
+pub use procedure_day::DayStatus;
+pub use procedure_records::{
+    FollowUpRecord, FollowUpStatus, FollowUpTask, ProcedureRecordVersion, Signature,
+    SignedProcedure, SignedRecord,
 };
 pub use referrals::{NewReferral, PatientChoice, PatientMatch, ReferralReceipt, ReferralSubject};
 pub use resources::{

@@ -70,6 +70,24 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_department_version.sql"),
         postgres: include_str!("../migrations/postgres/0010_department_version.sql"),
     },
+    Migration {
+        version: 11,
+        name: "imaging",
+        sqlite: include_str!("../migrations/sqlite/0011_imaging.sql"),
+        postgres: include_str!("../migrations/postgres/0011_imaging.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "procedure_day",
+        sqlite: include_str!("../migrations/sqlite/0012_procedure_day.sql"),
+        postgres: include_str!("../migrations/postgres/0012_procedure_day.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "procedure_records",
+        sqlite: include_str!("../migrations/sqlite/0013_procedure_records.sql"),
+        postgres: include_str!("../migrations/postgres/0013_procedure_records.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -60,6 +60,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Evaluate screening facts (JSON on standard input) and print the decision (JSON).
     Screen,
+    /// Import outside imaging (a DICOM file, a folder, a zip, or a CD's DICOMDIR).
+    Import(ImportArgs),
     /// Benchmarks (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -81,6 +83,19 @@ pub struct DemoArgs {
     pub port: u16,
 }
 
+/// `irflow import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A DICOM file, a folder (e.g. a CD copied to disk), a zip, or a DICOMDIR.
+    pub path: PathBuf,
+    /// The case the images were brought for (they are attached only if the patient matches).
+    #[arg(long, value_name = "ID")]
+    pub case: Option<i64>,
+    /// Also render every stored image once, and report those that cannot be shown.
+    #[arg(long)]
+    pub verify_images: bool,
+}
+
 /// `irflow bench ...`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -99,6 +114,27 @@ pub enum BenchCommand {
     /// `--database-url postgres://...` is given (a fresh database is created next
     /// to the one named there and dropped afterwards).
     Scheduling(BenchSchedulingArgs),
+    /// DICOM intake: a synthetic MR series sent by dcmtk's storescu to irflow's
+    /// receiver and to Orthanc (same machine, same run), and `irflow import` of the
+    /// same series from a DICOMDIR folder. Needs dcmtk; Orthanc unless --skip-orthanc.
+    Dicom(BenchDicomArgs),
+}
+
+/// `irflow bench dicom`.
+#[derive(Debug, Args)]
+pub struct BenchDicomArgs {
+    /// Images in the series.
+    #[arg(long, default_value_t = 500)]
+    pub instances: usize,
+    /// Rows and columns of each image (16-bit).
+    #[arg(long, default_value_t = 512)]
+    pub size: u32,
+    /// The Orthanc program (Debian package `orthanc`).
+    #[arg(long, default_value = "Orthanc", value_name = "PROGRAM")]
+    pub orthanc: String,
+    /// Time irflow alone (no Orthanc on this machine).
+    #[arg(long)]
+    pub skip_orthanc: bool,
 }
 
 /// `irflow bench scheduling`.
@@ -144,6 +180,9 @@ pub struct UserAddArgs {
     /// For referrers: their clinic or practice.
     #[arg(long)]
     pub organization: Option<String>,
+    /// Email address (for referrers: where procedure reports are sent).
+    #[arg(long)]
+    pub email: Option<String>,
     /// The password (visible in shell history; prefer --password-stdin or the prompt).
     #[arg(long, conflicts_with = "password_stdin")]
     pub password: Option<String>,

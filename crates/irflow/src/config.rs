@@ -60,6 +60,12 @@ pub struct Config {
     pub patient_session_idle_minutes: i64,
     /// Messages to patients: how they are sent, quiet hours (`[outbox]`).
     pub outbox: crate::outbox::OutboxConfig,
+    /// The DICOM receiver (`[dicom]`).
+    pub dicom: crate::dicom::DicomConfig,
+    /// Prior imaging older than this many months is flagged (`imaging.max_age_months`, default 12).
+    pub imaging_max_age_months: u32,
+    /// Where original DICOM files are kept and upload limits (`[imaging]`).
+    pub imaging: crate::import::ImagingSettings,
 }
 
 /// How logs are written (always to standard error).
@@ -102,6 +108,7 @@ impl fmt::Debug for Config {
             .field("session_max_hours", &self.session_max_hours)
             .field("log_format", &self.log_format)
             .field("outbox", &self.outbox)
+            .field("dicom", &self.dicom)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +141,9 @@ impl Default for Config {
             patient_link_days: server.patient_link_days,
             patient_session_idle_minutes: server.patient_session_idle_minutes,
             outbox: crate::outbox::OutboxConfig::default(),
+            dicom: crate::dicom::DicomConfig::default(),
+            imaging_max_age_months: server.imaging_max_age_months,
+            imaging: crate::import::ImagingSettings::default(),
         }
     }
 }
@@ -154,6 +164,23 @@ struct FileConfig {
     patient_links: Option<FilePatientLinks>,
     log: Option<FileLog>,
     outbox: Option<crate::outbox::FileOutbox>,
+    dicom: Option<crate::dicom::FileDicom>,
+    imaging: Option<FileImaging>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileImaging {
+    max_age_months: Option<u32>,
+    store: Option<String>,
+    dir: Option<PathBuf>,
+    bucket: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    allow_http: Option<bool>,
+    max_upload_mb: Option<u64>,
+    max_files: Option<usize>,
+    max_zip_depth: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -334,6 +361,29 @@ impl Config {
         }
 
         c.outbox.apply_env(&var)?;
+        c.dicom.apply_env(&var)?;
+        if let Some(v) = var("IRFLOW_IMAGE_STORE") {
+            c.imaging.store =
+                crate::import::ImagingSettings::parse_store(&v, "IRFLOW_IMAGE_STORE")?;
+        }
+        if let Some(v) = var("IRFLOW_IMAGE_DIR") {
+            c.imaging.dir = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("IRFLOW_IMAGE_BUCKET") {
+            c.imaging.bucket = Some(v);
+        }
+        if let Some(v) = var("IRFLOW_IMAGE_ENDPOINT") {
+            c.imaging.endpoint = Some(v);
+        }
+        if let Some(v) = var("IRFLOW_IMAGE_REGION") {
+            c.imaging.region = Some(v);
+        }
+        if let Some(v) = var("IRFLOW_IMAGING_MAX_AGE_MONTHS") {
+            c.imaging_max_age_months =
+                u32::try_from(parse_int(&v, "IRFLOW_IMAGING_MAX_AGE_MONTHS")?).map_err(|_| {
+                    anyhow::anyhow!("IRFLOW_IMAGING_MAX_AGE_MONTHS must be between 1 and 120")
+                })?;
+        }
 
         if let Some(d) = &overrides.data_dir {
             c.data_dir = d.clone();
@@ -441,11 +491,56 @@ impl Config {
         if let Some(o) = file.outbox {
             self.outbox.apply_file(o, &source)?;
         }
+        if let Some(i) = file.imaging {
+            if let Some(v) = i.max_age_months {
+                self.imaging_max_age_months = v;
+            }
+            if let Some(v) = i.store {
+                self.imaging.store = crate::import::ImagingSettings::parse_store(
+                    &v,
+                    &format!("{source}: imaging.store"),
+                )?;
+            }
+            if let Some(v) = i.dir {
+                self.imaging.dir = Some(v);
+            }
+            if let Some(v) = i.bucket {
+                self.imaging.bucket = Some(v);
+            }
+            if let Some(v) = i.endpoint {
+                self.imaging.endpoint = Some(v);
+            }
+            if let Some(v) = i.region {
+                self.imaging.region = Some(v);
+            }
+            if let Some(v) = i.allow_http {
+                self.imaging.allow_http = v;
+            }
+            if let Some(v) = i.max_upload_mb {
+                self.imaging.limits.max_total_bytes = v.saturating_mul(1024 * 1024);
+            }
+            if let Some(v) = i.max_files {
+                self.imaging.limits.max_files = v;
+            }
+            if let Some(v) = i.max_zip_depth {
+                self.imaging.limits.max_zip_depth = v;
+            }
+        }
+        if let Some(d) = file.dicom {
+            self.dicom.apply_file(d, &source)?;
+        }
         Ok(())
     }
 
     fn validate(&self) -> Result<()> {
         self.outbox.validate()?;
+        self.dicom.validate()?;
+        self.imaging.validate()?;
+        if !(1..=120).contains(&self.imaging_max_age_months) {
+            bail!(
+                "imaging.max_age_months (IRFLOW_IMAGING_MAX_AGE_MONTHS) must be between 1 and 120"
+            );
+        }
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             bail!(
                 "time zone {:?} is not a known IANA time zone; set department.time_zone (or IRFLOW_TIME_ZONE) to e.g. \"America/New_York\"",
@@ -574,6 +669,9 @@ impl Config {
             patient_link_days: self.patient_link_days,
             patient_session_idle_minutes: self.patient_session_idle_minutes,
             reminder_quiet_hours: self.outbox.quiet_hours,
+            image_store: self.imaging.image_store(&self.data_dir),
+            imaging_limits: self.imaging.limits,
+            imaging_max_age_months: self.imaging_max_age_months,
         }
     }
 }

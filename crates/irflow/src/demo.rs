@@ -59,6 +59,8 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
     let tz = jiff::tz::TimeZone::get(&config.time_zone)?;
     let summary = seed(&store, &tz).await?;
     seed_todays_list(&store, &tz).await?;
+    let today = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    let imaging = crate::demo_imaging::seed(&store, &config, today).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| {
@@ -71,6 +73,7 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
     println!("irflow demo: serving http://{addr}");
     println!("  data: {} (recreated on every start)", dir.display());
     println!("  {} patients, {} cases", summary.patients, summary.cases);
+    println!("  outside imaging: {imaging}");
     println!("  sign in as any of these users, password \"{DEMO_PASSWORD}\":");
     for (username, name, role, org) in DEMO_USERS {
         println!(
@@ -91,8 +94,18 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
         "  reminders planned for {planned} booked cases; sent messages appear as files in {}",
         config.outbox.file_dir(&config.data_dir).display()
     );
+    // The DICOM receiver on a free loopback port, so storescu can send to the demo.
+    let dicom = crate::dicom::DicomListener::bind(&crate::dicom::DicomConfig {
+        enabled: true,
+        port: 0,
+        ..config.dicom.clone()
+    })
+    .await?;
+    if let Some(d) = &dicom {
+        println!("  DICOM: {}", d.describe());
+    }
     println!("  stop with Ctrl-C");
-    let served = crate::serve_on(listener, store, config.server_config(), pack).await;
+    let served = crate::serve_on(listener, dicom, store, config.server_config(), pack).await;
     if let Some(worker) = worker {
         worker.stop().await;
     }
@@ -272,9 +285,11 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
         add_case(&demo, case, &catalogue).await?;
     }
     seed_waitlist_and_plans(&demo).await?;
+    // Four weeks of procedures done, with records, discharges and follow-ups.
+    let history = crate::demo_history::seed_history(store, tz, &rules).await?;
     Ok(DemoSummary {
-        patients: cases.len() + 2,
-        cases: cases.len(),
+        patients: cases.len() + 2 + history,
+        cases: cases.len() + history,
     })
 }
 
@@ -468,6 +483,60 @@ async fn add_case(
                 .with_context(|| format!("demo screening {what}"))?;
             continue;
         }
+        if *action == Action::RecordFollowUp {
+            // The follow-up call, with the patient's answers (demo_history.rs has more).
+            let answers = irflow_domain::procedure_record::FollowUpForm {
+                pain_now: "2".into(),
+                relief_percent: "75".into(),
+                problems: String::new(),
+            }
+            .check()
+            .map_err(|e| anyhow::anyhow!("demo follow-up {what}: {e}"))?;
+            demo.store
+                .record_follow_up(
+                    &demo.actor(who)?,
+                    id,
+                    &answers,
+                    demo.tz,
+                    crate::demo_history::FOLLOW_UP_DAYS,
+                    at,
+                    demo.today,
+                )
+                .await
+                .with_context(|| format!("demo case {what}: follow-up"))?;
+            continue;
+        }
+        if let Some(p) = procedure_at
+            && matches!(
+                action,
+                Action::CheckIn | Action::StartProcedure | Action::EndProcedure | Action::Discharge
+            )
+        {
+            // A procedure already done: its day around the booked start (demo_day.rs).
+            let start = Timestamp::from_second(p.as_second() - p.as_second().rem_euclid(300))?;
+            let team = crate::demo_day::DayTeam {
+                nurse: demo.actor("nurse")?,
+                nurse_name: demo.user("nurse")?.display_name.clone(),
+                radiologist: demo.actor("radiologist")?,
+            };
+            let day = crate::demo_day::typical_day(
+                start,
+                false,
+                demo.rules.policy.monitoring_minutes,
+                Timestamp::MAX,
+            );
+            crate::demo_day::record_day(
+                demo.store,
+                demo.rules,
+                &team,
+                id,
+                &day.only(*action),
+                demo.tz,
+            )
+            .await
+            .with_context(|| format!("demo case {what}: {action}"))?;
+            continue;
+        }
         let mut request = TransitionRequest::new(*action);
         request.reason = reason.map(str::to_owned);
         if *action == Action::Defer {
@@ -651,9 +720,10 @@ async fn seed_waitlist_and_plans(demo: &Demo<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Today's list, so that the calendar shows a working day from the first start: on a
-/// weekday, five of the demo's ready patients across the rooms; those whose time has
-/// passed have checked in, except one who did not come. Run by `irflow demo` after
+/// Today's list, so that the calendar and today's board show a working day from the
+/// first start: on a weekday, five of the demo's ready patients across the rooms, each
+/// as far through the day as the clock says (checked in, checklist, procedure,
+/// recovery, discharge), except one who did not come. Run by `irflow demo` after
 /// [`seed`] (tests seed without it, so that what they book today is theirs alone).
 pub async fn seed_todays_list(store: &Store, tz: &jiff::tz::TimeZone) -> Result<()> {
     let rules = irflow_rules::default_pack()?;
@@ -699,15 +769,31 @@ async fn seed_today(demo: &Demo<'_>) -> Result<()> {
         )
         .await?;
     let now = Timestamp::now();
-    // (patient, local start, room, no-show?)
+    // (patient, local start, or minutes from now, room, no-show?)
     let plan = [
-        ("Fischer", (8, 0), "Fluoro 1", false),
-        ("Adeyemi", (9, 0), "Fluoro 2", true),
-        ("Rossi", (10, 30), "Fluoro 1", false),
-        ("Tanaka", (13, 0), "CT 1", false),
-        ("Walsh", (14, 30), "Fluoro 2", false),
+        ("Fischer", (8, 0), -150, "Fluoro 1", false),
+        ("Adeyemi", (9, 0), -90, "Fluoro 2", true),
+        ("Rossi", (10, 30), -45, "Fluoro 1", false),
+        ("Tanaka", (13, 0), 15, "CT 1", false),
+        ("Walsh", (14, 30), 90, "Fluoro 2", false),
     ];
-    for (family, (h, m), room_name, no_show) in plan {
+    // Times relative to now whenever the whole list fits in today, so that the day's
+    // board is under way at any hour — one patient discharged, one in recovery with
+    // monitoring time left, one arrived with the checklist begun; otherwise the
+    // clinic's usual times, each patient as far along as the clock says.
+    let anchor = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(300))?;
+    let relative = [-170, 120].into_iter().all(|m| {
+        (anchor + SignedDuration::from_mins(m))
+            .to_zoned_datetime(demo.tz.clone())
+            .date()
+            == demo.today
+    });
+    let team = crate::demo_day::DayTeam {
+        nurse: demo.actor("nurse")?,
+        nurse_name: demo.user("nurse")?.display_name.clone(),
+        radiologist: demo.actor("radiologist")?,
+    };
+    for (family, (h, m), offset, room_name, no_show) in plan {
         let case = found
             .iter()
             .find(|c| c.family_name == family)
@@ -716,11 +802,14 @@ async fn seed_today(demo: &Demo<'_>) -> Result<()> {
             .iter()
             .find(|r| r.name == room_name)
             .with_context(|| format!("demo room {room_name}"))?;
-        let start = demo
-            .today
-            .to_datetime(jiff::civil::time(h, m, 0, 0))
-            .to_zoned_datetime(demo.tz.clone())?
-            .timestamp();
+        let start = if relative {
+            anchor + SignedDuration::from_mins(offset)
+        } else {
+            demo.today
+                .to_datetime(jiff::civil::time(h, m, 0, 0))
+                .to_zoned_datetime(demo.tz.clone())?
+                .timestamp()
+        };
         let end = start + SignedDuration::from_mins(20);
         let chair = (family == "Rossi")
             .then(|| chairs.first().map(|(id, _)| *id))
@@ -751,31 +840,32 @@ async fn seed_today(demo: &Demo<'_>) -> Result<()> {
             )
             .await
             .with_context(|| format!("demo booking today {family}"))?;
-        let arrived_at = start - SignedDuration::from_mins(12);
-        if no_show && start + SignedDuration::from_mins(30) < now {
-            store
-                .transition_case(
-                    &scheduler,
-                    case.id,
-                    &TransitionRequest::new(Action::RecordNoShow)
-                        .because("Did not arrive; no answer on the phone.".to_owned()),
-                    None,
-                    start + SignedDuration::from_mins(30),
-                    demo.today,
-                )
-                .await?;
-        } else if !no_show && arrived_at < now {
-            store
-                .transition_case(
-                    &demo.actor("nurse")?,
-                    case.id,
-                    &TransitionRequest::new(Action::CheckIn),
-                    None,
-                    arrived_at,
-                    demo.today,
-                )
-                .await?;
+        if no_show {
+            if start + SignedDuration::from_mins(30) < now {
+                store
+                    .transition_case(
+                        &scheduler,
+                        case.id,
+                        &TransitionRequest::new(Action::RecordNoShow)
+                            .because("Did not arrive; no answer on the phone.".to_owned()),
+                        None,
+                        start + SignedDuration::from_mins(30),
+                        demo.today,
+                    )
+                    .await?;
+            }
+            continue;
         }
+        // Rossi drives himself home: monitored in the recovery chair booked for him.
+        let day = crate::demo_day::typical_day(
+            start,
+            family == "Rossi",
+            demo.rules.policy.monitoring_minutes,
+            now,
+        );
+        crate::demo_day::record_day(store, demo.rules, &team, case.id, &day, demo.tz)
+            .await
+            .with_context(|| format!("demo day today {family}"))?;
     }
     Ok(())
 }

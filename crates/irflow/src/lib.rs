@@ -2,9 +2,15 @@
 //! of store and server. `main.rs` only parses arguments and calls [`run`].
 
 pub mod bench;
+pub mod bench_dicom;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_day;
+pub mod demo_history;
+pub mod demo_imaging;
+pub mod dicom;
+pub mod import;
 pub mod outbox;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -28,6 +34,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Bench(cli::BenchCommand::Scheduling(args)) => {
             bench::scheduling(args, cli.database_url.clone()).await
         }
+        // Its own temporary data directory and SQLite database.
+        Command::Bench(cli::BenchCommand::Dicom(args)) => bench_dicom::run(args).await,
         command => {
             let config = Config::load(&overrides, &env)?;
             init_logging(config.log_format, &config.log_level);
@@ -56,7 +64,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                     searches,
                 }) => bench::slots(appointments, searches),
                 Command::Token(cmd) => token_command(&config, cmd).await,
-                Command::Demo(_) | Command::Bench(cli::BenchCommand::Scheduling(_)) => {
+                Command::Import(args) => import::run(&config, args).await,
+                Command::Demo(_)
+                | Command::Bench(cli::BenchCommand::Scheduling(_) | cli::BenchCommand::Dicom(_)) => {
                     unreachable!("handled above")
                 }
             }
@@ -135,7 +145,11 @@ async fn serve(config: &Config) -> Result<()> {
     );
     let (worker, outbox) = outbox::start(config, store.clone())?;
     println!("irflow: {outbox}");
-    let served = serve_on(listener, store, config.server_config(), pack).await;
+    let dicom = dicom::DicomListener::bind(&config.dicom).await?;
+    if let Some(d) = &dicom {
+        println!("irflow: DICOM: {}", d.describe());
+    }
+    let served = serve_on(listener, dicom, store, config.server_config(), pack).await;
     if let Some(worker) = worker {
         worker.stop().await;
     }
@@ -145,6 +159,7 @@ async fn serve(config: &Config) -> Result<()> {
 /// Serves until Ctrl-C or SIGTERM.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
+    dicom: Option<dicom::DicomListener>,
     store: Store,
     server_config: irflow_server::ServerConfig,
     pack: irflow_domain::screening::RulePack,
@@ -152,8 +167,11 @@ pub async fn serve_on(
     irflow_server::init_metrics();
     let addr: SocketAddr = listener.local_addr()?;
     let state = AppState::new(store, server_config, pack).map_err(anyhow::Error::msg)?;
+    let receiver = dicom::DicomRunning::start(dicom, &state);
     tracing::info!(%addr, "listening");
-    irflow_server::serve(listener, state, shutdown_signal()).await?;
+    let served = irflow_server::serve(listener, state, shutdown_signal()).await;
+    receiver.stop().await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -215,6 +233,12 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
             if role == Role::Referrer && args.organization.is_none() {
                 bail!("--organization is required for referrers (their clinic or practice)");
             }
+            let email = args
+                .email
+                .as_deref()
+                .map(irflow_domain::Email::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let password = read_password(args.password, args.password_stdin)?;
             let hash = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let user = store
@@ -229,6 +253,9 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
                     },
                 )
                 .await?;
+            if let Some(email) = &email {
+                store.set_user_email(&actor, user.id, Some(email)).await?;
+            }
             println!(
                 "created user {} ({}) with id {}",
                 user.username, user.role, user.id

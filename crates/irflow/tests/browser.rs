@@ -1296,3 +1296,690 @@ async fn a_patient_opens_their_link_and_a_wrong_date_of_birth_is_refused() {
         .unwrap();
     s.driver.clone().quit().await.unwrap();
 }
+
+#[path = "common/dicom.rs"]
+mod synthetic_dicom;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referrer_uploads_a_zipped_mri_and_sees_it_attached_with_thumbnails() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    // Yuki Tanaka (born 1980-04-22) is the referrer's patient in the demo.
+    let db = s._dirs.path().join("demo").join("irflow.db");
+    let store = irflow_store::Store::connect(&irflow::config::sqlite_url(&db))
+        .await
+        .unwrap();
+    let tanaka = store
+        .list_cases(
+            &irflow_domain::Actor::system("e2e"),
+            &irflow_store::CaseFilter::default(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.family_name == "Tanaka")
+        .unwrap();
+    // The zip the patient brought: 8 slices of a lumbar MRI from another hospital.
+    let study_date = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("America/New_York").unwrap())
+        .date()
+        .yesterday()
+        .unwrap();
+    let study = synthetic_dicom::Study::new(
+        "TANAKA^YUKI",
+        "OUTSIDE-4411",
+        tanaka.date_of_birth,
+        study_date,
+    );
+    let zip_path = s._dirs.path().join("tanaka-mri.zip");
+    std::fs::write(
+        &zip_path,
+        synthetic_dicom::zip(&study.series(1, 8, 96, 128)),
+    )
+    .unwrap();
+
+    sign_in(&s, "referrer").await;
+    wait_for_text(&s.driver, "My referrals").await;
+    s.driver
+        .goto(format!("{}/cases/{}", s.url, tanaka.id))
+        .await
+        .unwrap();
+    // The imaging panel loads into the case page.
+    wait_for_text(&s.driver, "imaging-upload-form").await;
+    wait_for_text(&s.driver, "No outside MRI or CT is on file").await;
+    s.driver
+        .find(By::Id("imaging-files"))
+        .await
+        .unwrap()
+        .send_keys(zip_path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&s, "imaging-upload").await;
+    // The result appears without a reload, then the list of studies refreshes.
+    wait_for_text(&s.driver, "imaging-result-summary").await;
+    let summary = s
+        .driver
+        .find(By::Id("imaging-result-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.starts_with("8 images stored"), "{summary}");
+    let outcome = s
+        .driver
+        .find(By::Css("#imaging-result-studies li"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.attr("data-outcome").await.unwrap().as_deref(),
+        Some("attached")
+    );
+    let progress = s.driver.find(By::Id("imaging-progress")).await.unwrap();
+    assert_eq!(
+        progress.prop("value").await.unwrap().as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        progress.attr("data-done").await.unwrap().as_deref(),
+        Some("true")
+    );
+    wait_for_text(
+        &s.driver,
+        &format!("MRI lumbar spine, {study_date}, 1 day old"),
+    )
+    .await;
+    // The thumbnail is a real image the browser decoded.
+    let mut width = 0;
+    for _ in 0..100 {
+        let ret = s
+            .driver
+            .execute(
+                "const i = document.querySelector('#imaging-studies img.imaging-thumb'); \
+                 return i && i.complete ? i.naturalWidth : 0;",
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        width = ret.json().as_u64().unwrap_or(0);
+        if width > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        width > 0 && width <= 160,
+        "a thumbnail of at most 160 px: {width}"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("imaging-uploaded.png"))
+        .await
+        .unwrap();
+
+    // The viewer: the arrow key moves to the next slice.
+    s.driver
+        .find(By::Css("#imaging-studies a.imaging-line"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "data-ready=\"true\"").await;
+    s.driver
+        .find(By::Id("viewer-stage"))
+        .await
+        .unwrap()
+        .send_keys(Key::Down)
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "data-index=\"1\"").await;
+    let position = s
+        .driver
+        .find(By::Id("viewer-position"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(position, "2");
+    s.driver
+        .screenshot(&screenshot_dir().join("imaging-viewer.png"))
+        .await
+        .unwrap();
+
+    // Someone else's images sent for the case wait for staff, who attach them after
+    // checking both identities side by side.
+    let stranger = synthetic_dicom::Study::new(
+        "TANAKA^YUKO",
+        "OUTSIDE-9",
+        "1981-04-22".parse().unwrap(),
+        study_date,
+    );
+    let stranger_zip = s._dirs.path().join("other.zip");
+    std::fs::write(
+        &stranger_zip,
+        synthetic_dicom::zip(&stranger.series(1, 2, 64, 64)),
+    )
+    .unwrap();
+    s.driver
+        .goto(format!("{}/cases/{}", s.url, tanaka.id))
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "imaging-upload-form").await;
+    s.driver
+        .find(By::Id("imaging-files"))
+        .await
+        .unwrap()
+        .send_keys(stranger_zip.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&s, "imaging-upload").await;
+    wait_for_text(&s.driver, "data-outcome=\"queued\"").await;
+    sign_out(&s).await;
+    sign_in(&s, "scheduler").await;
+    wait_for_text(&s.driver, "Imaging queue").await;
+    s.driver
+        .find(By::LinkText("Imaging queue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "TANAKA, YUKO").await;
+    s.driver
+        .screenshot(&screenshot_dir().join("imaging-queue.png"))
+        .await
+        .unwrap();
+    s.driver
+        .find(By::Css(format!("a[id$='-{}']", tanaka.id)))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "Both identities").await;
+    let identities = s
+        .driver
+        .find(By::Id("identities"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        identities.contains("TANAKA, YUKO") && identities.contains("Tanaka, Yuki"),
+        "{identities}"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("imaging-attach.png"))
+        .await
+        .unwrap();
+    click(&s, "confirm-attach").await;
+    wait_for_text(&s.driver, "the local MRN recorded").await;
+    assert!(
+        !s.driver.source().await.unwrap().contains("TANAKA, YUKO"),
+        "the attached study has left the queue"
+    );
+    s.driver.clone().quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn todays_board_updates_itself_when_a_procedure_starts() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    // David Cohen (ready to book) is put on today's list now and checked in, as the
+    // front desk would have; the checklist is then done through the API.
+    let db = s._dirs.path().join("demo").join("irflow.db");
+    let store = irflow_store::Store::connect(&irflow::config::sqlite_url(&db))
+        .await
+        .unwrap();
+    let cohen = store
+        .list_cases(
+            &irflow_domain::Actor::system("e2e"),
+            &irflow_store::CaseFilter::default(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.family_name == "Cohen")
+        .unwrap()
+        .id;
+    let site = store.default_site().await.unwrap().unwrap();
+    let tz = jiff::tz::TimeZone::get(&site.time_zone).unwrap();
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned_datetime(tz.clone()).date();
+    let start_at =
+        jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(300)).unwrap();
+    let scheduler = store.user_by_username("scheduler").await.unwrap().actor();
+    let mut booked = false;
+    'find: for room in store.rooms(site.id).await.unwrap() {
+        for rad in ["radiologist2", "radiologist3", "radiologist"] {
+            let option = irflow_domain::scheduling::SlotOption {
+                start: start_at,
+                end: start_at + jiff::SignedDuration::from_mins(20),
+                room: room.id,
+                radiologist: store.user_by_username(rad).await.unwrap().id.get(),
+                chair: None,
+            };
+            if store
+                .book_appointment(&scheduler, cohen, &site, &option, 10, None, now, today)
+                .await
+                .is_ok()
+            {
+                booked = true;
+                break 'find;
+            }
+        }
+    }
+    assert!(booked, "a room and a radiologist free now");
+    let mut tokens = Vec::new();
+    for username in ["nurse", "radiologist"] {
+        let user = store.user_by_username(username).await.unwrap();
+        let token = irflow_server::auth::new_secret("irf_");
+        store
+            .issue_api_token(
+                &irflow_domain::Actor::system("e2e"),
+                user.id,
+                &irflow_server::auth::secret_hash(&token),
+                "e2e",
+            )
+            .await
+            .unwrap();
+        tokens.push(token);
+    }
+    store.close().await;
+    let (nurse, radiologist) = (&tokens[0], &tokens[1]);
+    let api = reqwest::Client::new();
+    let call = |token: &str, path: &str, body: serde_json::Value| {
+        api.post(format!("{}{path}", s.url))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    let r = call(
+        nurse,
+        &format!("/api/v1/cases/{cohen}/transitions"),
+        serde_json::json!({"action": "check_in"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let checklist = format!("/api/v1/cases/{cohen}/checklist");
+    for body in [
+        serde_json::json!({"item": "identity", "value": "name_dob"}),
+        serde_json::json!({"item": "consent", "method": "paper", "signer": "David Cohen", "witness": "Nora Patel, RN"}),
+        serde_json::json!({"item": "escort", "value": "escort"}),
+        serde_json::json!({"item": "glucose", "value": 131}),
+        serde_json::json!({"item": "allergies", "value": "reviewed"}),
+        serde_json::json!({"item": "pregnancy", "value": "not_possible"}),
+    ] {
+        let r = call(nurse, &checklist, body.clone()).await.unwrap();
+        assert_eq!(r.status(), 200, "{body}: {}", r.text().await.unwrap());
+    }
+    let r = call(
+        radiologist,
+        &checklist,
+        serde_json::json!({"item": "time_out", "patient": true, "procedure": true, "level": true, "side": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    sign_in(&s, "nurse").await;
+    wait_for_text(&s.driver, "Worklist").await;
+    s.driver
+        .find(By::LinkText("Today"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, &format!("id=\"day-{cohen}\"")).await;
+    let column = || async {
+        match s.driver.find(By::Id(format!("day-{cohen}"))).await {
+            Ok(row) => row.attr("data-column").await.ok().flatten(),
+            Err(_) => None,
+        }
+    };
+    assert_eq!(column().await.as_deref(), Some("arrived"));
+    let row = s
+        .driver
+        .find(By::Id(format!("day-{cohen}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("checklist complete"), "{row}");
+    // Mark this page: a reload would lose the mark.
+    s.driver
+        .execute("window.irflowNoReload = true;", Vec::new())
+        .await
+        .unwrap();
+    s.driver
+        .screenshot(&screenshot_dir().join("today-board-arrived.png"))
+        .await
+        .unwrap();
+    // The radiologist starts the procedure elsewhere (the API); the board follows.
+    let r = call(
+        radiologist,
+        &format!("/api/v1/cases/{cohen}/start"),
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = column().await;
+        if seen.as_deref() == Some("in_room") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen.as_deref(), Some("in_room"), "the board moved the row");
+    let kept = s
+        .driver
+        .execute("return window.irflowNoReload === true;", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.json(),
+        &serde_json::Value::Bool(true),
+        "the page was not reloaded"
+    );
+    assert!(
+        s.driver
+            .find(By::Id(format!("record-{cohen}")))
+            .await
+            .is_ok(),
+        "the procedure record is linked from the row"
+    );
+    s.driver
+        .screenshot(&screenshot_dir().join("today-board-in-room.png"))
+        .await
+        .unwrap();
+    s.driver.clone().quit().await.unwrap();
+}
+
+/// Waits until the day board's row of a case is in a column (the board refreshes itself).
+async fn wait_for_column(s: &Session, case: irflow_domain::CaseId, column: &str) {
+    for _ in 0..200 {
+        if let Ok(row) = s.driver.find(By::Id(format!("day-{case}"))).await
+            && row.attr("data-column").await.ok().flatten().as_deref() == Some(column)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the board never showed case {case} in {column}:\n{}",
+        s.driver.source().await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_patient_from_check_in_to_discharge_and_follow_up() {
+    if !enabled() {
+        return;
+    }
+    let s = start().await;
+    // David Cohen (ready to book; diabetic, on ibuprofen; a right L5-S1 transforaminal
+    // injection) is put on today's list now, as a scheduler would.
+    let db = s._dirs.path().join("demo").join("irflow.db");
+    let store = irflow_store::Store::connect(&irflow::config::sqlite_url(&db))
+        .await
+        .unwrap();
+    let system = irflow_domain::Actor::system("e2e");
+    let cohen = store
+        .list_cases(&system, &irflow_store::CaseFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.family_name == "Cohen")
+        .unwrap()
+        .id;
+    let site = store.default_site().await.unwrap().unwrap();
+    let tz = jiff::tz::TimeZone::get(&site.time_zone).unwrap();
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned_datetime(tz.clone()).date();
+    let start_at =
+        jiff::Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(300)).unwrap();
+    let scheduler = store.user_by_username("scheduler").await.unwrap().actor();
+    let mut booked = false;
+    'find: for room in store.rooms(site.id).await.unwrap() {
+        for rad in ["radiologist", "radiologist2", "radiologist3"] {
+            let option = irflow_domain::scheduling::SlotOption {
+                start: start_at,
+                end: start_at + jiff::SignedDuration::from_mins(20),
+                room: room.id,
+                radiologist: store.user_by_username(rad).await.unwrap().id.get(),
+                chair: None,
+            };
+            if store
+                .book_appointment(&scheduler, cohen, &site, &option, 10, None, now, today)
+                .await
+                .is_ok()
+            {
+                booked = true;
+                break 'find;
+            }
+        }
+    }
+    assert!(booked, "a room and a radiologist free now");
+
+    // The nurse checks him in from today's board.
+    sign_in(&s, "nurse").await;
+    wait_for_text(&s.driver, "sign-out").await;
+    s.driver.goto(format!("{}/today", s.url)).await.unwrap();
+    wait_for_column(&s, cohen, "expected").await;
+    click(&s, &format!("check-in-{cohen}")).await;
+    wait_for_column(&s, cohen, "arrived").await;
+    click(&s, &format!("checklist-{cohen}")).await;
+    wait_for_text(&s.driver, "Pre-procedure checklist").await;
+    // The checklist: two identifiers, consent on paper, he drives home (monitoring),
+    // glucose, allergies, pregnancy, then the time-out.
+    choose(&s, "#identity-name_mrn").await;
+    click(&s, "save-identity").await;
+    wait_for_text(&s.driver, "id=\"recorded-identity\"").await;
+    choose(&s, "#consent-paper").await;
+    fill(&s, "consent-signer", "David Cohen").await;
+    fill(&s, "consent-witness", "Nora Patel, RN").await;
+    click(&s, "save-consent").await;
+    wait_for_text(&s.driver, "id=\"recorded-consent\"").await;
+    choose(&s, "#escort-monitoring").await;
+    click(&s, "save-escort").await;
+    wait_for_text(&s.driver, "id=\"recorded-escort\"").await;
+    fill(&s, "glucose-value", "128").await;
+    click(&s, "save-glucose").await;
+    wait_for_text(&s.driver, "id=\"recorded-glucose\"").await;
+    choose(&s, "#allergies-reviewed").await;
+    click(&s, "save-allergies").await;
+    wait_for_text(&s.driver, "id=\"recorded-allergies\"").await;
+    choose(&s, "#pregnancy-not_possible").await;
+    click(&s, "save-pregnancy").await;
+    wait_for_text(&s.driver, "id=\"recorded-pregnancy\"").await;
+    for part in ["patient", "procedure", "level", "side"] {
+        choose(&s, &format!("#time_out-{part}")).await;
+    }
+    click(&s, "save-time_out").await;
+    wait_for_text(&s.driver, "Checklist complete").await;
+    s.driver
+        .screenshot(&screenshot_dir().join("e2e-checklist-complete.png"))
+        .await
+        .unwrap();
+    click(&s, "start-procedure").await;
+    wait_for_text(&s.driver, "id=\"day-").await;
+    wait_for_column(&s, cohen, "in_room").await;
+    sign_out(&s).await;
+
+    // The radiologist ends the procedure from the board and signs the record.
+    sign_in(&s, "radiologist").await;
+    wait_for_text(&s.driver, "sign-out").await;
+    s.driver.goto(format!("{}/today", s.url)).await.unwrap();
+    wait_for_column(&s, cohen, "in_room").await;
+    click(&s, &format!("end-{cohen}")).await;
+    wait_for_column(&s, cohen, "recovery").await;
+    click(&s, &format!("record-{cohen}")).await;
+    wait_for_text(&s.driver, "id=\"record-form\"").await;
+    // A transforaminal injection: the form suggests dexamethasone, citing the FDA.
+    let suggestion = s
+        .driver
+        .find(By::Id("steroid-suggestion"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        suggestion.contains("dexamethasone") && suggestion.contains("FDA"),
+        "{suggestion}"
+    );
+    assert_eq!(
+        s.driver
+            .find(By::Id("levels"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("L5-S1"),
+        "the order's levels are filled in"
+    );
+    for (select, value) in [
+        ("guidance", "fluoroscopy"),
+        ("contrast_agent", "iohexol"),
+        ("steroid_agent", "dexamethasone"),
+        ("anaesthetic_agent", "lidocaine"),
+        ("complication", "none"),
+    ] {
+        choose(&s, &format!("#{select} option[value='{value}']")).await;
+    }
+    for (field, value) in [
+        ("contrast_ml", "1.5"),
+        ("steroid_mg", "10"),
+        ("anaesthetic_mg", "20"),
+        ("fluoroscopy_seconds", "41"),
+        ("dap", "230"),
+        ("pain_before", "8"),
+        ("pain_after", "2"),
+        ("password", "demo"),
+    ] {
+        fill(&s, field, value).await;
+    }
+    click(&s, "record-sign").await;
+    wait_for_text(&s.driver, "id=\"signed-record\"").await;
+    let signed = s
+        .driver
+        .find(By::Id("signed-record"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(signed.contains("dexamethasone 10 mg"), "{signed}");
+    assert!(signed.contains("Dr. Rachel Kim"), "{signed}");
+    s.driver
+        .screenshot(&screenshot_dir().join("e2e-procedure-record.png"))
+        .await
+        .unwrap();
+    sign_out(&s).await;
+
+    // The nurse records vitals and discharges him: he drives, so leaving now, before
+    // the monitoring time, needs an override with a reason.
+    sign_in(&s, "nurse").await;
+    wait_for_text(&s.driver, "sign-out").await;
+    s.driver.goto(format!("{}/today", s.url)).await.unwrap();
+    wait_for_column(&s, cohen, "recovery").await;
+    click(&s, &format!("recovery-{cohen}")).await;
+    wait_for_text(&s.driver, "id=\"vitals-form\"").await;
+    for (field, value) in [
+        ("vitals-systolic", "128"),
+        ("vitals-diastolic", "80"),
+        ("vitals-pulse", "72"),
+        ("vitals-spo2", "98"),
+        ("vitals-pain", "2"),
+    ] {
+        fill(&s, field, value).await;
+    }
+    click(&s, "save-vitals").await;
+    wait_for_text(&s.driver, "id=\"vitals-table\"").await;
+    for criterion in s
+        .driver
+        .find_all(By::Css("input[name='criteria']"))
+        .await
+        .unwrap()
+    {
+        if !criterion.is_selected().await.unwrap() {
+            criterion.click().await.unwrap();
+        }
+    }
+    click(&s, "discharge-patient").await;
+    wait_for_text(&s.driver, "id=\"discharge-error\"").await;
+    assert!(
+        s.driver.find(By::Id("discharged-panel")).await.is_err(),
+        "not discharged without an override"
+    );
+    for criterion in s
+        .driver
+        .find_all(By::Css("input[name='criteria']"))
+        .await
+        .unwrap()
+    {
+        if !criterion.is_selected().await.unwrap() {
+            criterion.click().await.unwrap();
+        }
+    }
+    fill(
+        &s,
+        "override-reason",
+        "Stable, pain 2/10; his daughter arrived to drive him home.",
+    )
+    .await;
+    click(&s, "discharge-patient").await;
+    wait_for_text(&s.driver, "id=\"discharged-panel\"").await;
+    s.driver
+        .screenshot(&screenshot_dir().join("e2e-discharged.png"))
+        .await
+        .unwrap();
+
+    // He phones in about his follow-up; the nurse records it from his case.
+    s.driver
+        .goto(format!("{}/cases/{cohen}", s.url))
+        .await
+        .unwrap();
+    wait_for_text(&s.driver, "id=\"case-follow-up\"").await;
+    click(&s, "case-follow-up").await;
+    wait_for_text(&s.driver, "id=\"case-call-form\"").await;
+    fill(&s, "pain_now", "1").await;
+    fill(&s, "relief_percent", "80").await;
+    click(&s, "case-call-save").await;
+    wait_for_text(&s.driver, "Followed up").await;
+    s.driver
+        .screenshot(&screenshot_dir().join("e2e-followed-up.png"))
+        .await
+        .unwrap();
+
+    let detail = store.case_detail(&system, cohen).await.unwrap();
+    assert_eq!(detail.case.state, irflow_domain::CaseState::FollowedUp);
+    let steps: Vec<&str> = detail.timeline.iter().map(|e| e.action.as_str()).collect();
+    for step in [
+        "check_in",
+        "start_procedure",
+        "end_procedure",
+        "sign_procedure_record",
+        "discharge",
+        "record_follow_up",
+    ] {
+        assert!(steps.contains(&step), "{step} in {steps:?}");
+    }
+    let day = store.day_status(&system, cohen).await.unwrap().unwrap();
+    assert!(day.discharge_override.is_some(), "the override is kept");
+    store.close().await;
+    s.driver.clone().quit().await.unwrap();
+}

@@ -416,8 +416,9 @@ async fn search_filters_pages_and_tells_the_truth() {
     )
     .await;
     assert_eq!(
-        some["total"], 3,
-        "one returned, one discharged, one followed up"
+        some["total"],
+        3 + irflow::demo_history::HISTORY_CASES,
+        "one returned, one discharged, one followed up, and the demo's history (all done)"
     );
     let referrer_id = app.store.user_by_username("referrer").await.unwrap().id;
     let (_, _, by_requester) = fhir(
@@ -469,9 +470,13 @@ async fn search_filters_pages_and_tells_the_truth() {
         types,
         [
             "Appointment",
+            "DocumentReference",
+            "ImagingStudy",
             "Location",
+            "MedicationAdministration",
             "Patient",
             "Practitioner",
+            "Procedure",
             "Questionnaire",
             "QuestionnaireResponse",
             "Schedule",

@@ -12,8 +12,8 @@ pub use facts::{
     ReactionSeverity, ScreeningFacts, Symptoms,
 };
 pub use pack::{
-    ConditionRule, ContrastRules, DrugRule, Hold, LabKind, LabRule, LocalPolicy, PremedStep,
-    PremedicationRegimen, ProcedureRisk, RuleMeta, RulePack, RulesByClass,
+    ConditionRule, ContrastRules, DayRules, DischargeCriterion, DrugRule, Hold, LabKind, LabRule,
+    LocalPolicy, PremedStep, PremedicationRegimen, ProcedureRisk, RuleMeta, RulePack, RulesByClass,
 };
 
 use std::fmt;

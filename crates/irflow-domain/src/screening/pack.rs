@@ -195,6 +195,31 @@ pub struct LocalPolicy {
     pub unknown_drug: RuleMeta,
 }
 
+/// One criterion a nurse confirms before a patient goes home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DischargeCriterion {
+    /// Rule metadata (`meta.id` is what a discharge records as confirmed).
+    pub meta: RuleMeta,
+    /// For people.
+    pub label: String,
+}
+
+/// The procedure day: the risks explained at consent, the glucose limit, the
+/// discharge criteria.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayRules {
+    /// The consent rule.
+    pub consent: RuleMeta,
+    /// The risks explained to every patient, in order.
+    pub risks: Vec<String>,
+    /// The glucose rule.
+    pub glucose: RuleMeta,
+    /// Blood glucose above this (mg/dL) stops the checklist; `None`: no limit.
+    pub glucose_max_mg_dl: Option<u32>,
+    /// Confirmed before discharge, in order.
+    pub discharge: Vec<DischargeCriterion>,
+}
+
 /// A whole rule pack.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RulePack {
@@ -218,6 +243,10 @@ pub struct RulePack {
     pub contrast: ContrastRules,
     /// Local policy.
     pub policy: LocalPolicy,
+    /// The procedure record: agents, limits, the transforaminal steroid suggestion.
+    pub procedure_record: crate::procedure_record::ProcedureRecordRules,
+    /// The procedure day: consent risks, glucose, discharge criteria.
+    pub day: DayRules,
 }
 
 impl RulePack {
@@ -251,6 +280,9 @@ impl RulePack {
             &p.agent_allergy,
             &p.unknown_drug,
         ]);
+        all.extend(self.procedure_record.all_rules());
+        all.extend([&self.day.consent, &self.day.glucose]);
+        all.extend(self.day.discharge.iter().map(|d| &d.meta));
         all
     }
 }

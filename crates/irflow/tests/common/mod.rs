@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dicom;
+
 use irflow_store::testing::TestDatabase;
 use irflow_store::{Backend, Store};
 use reqwest::redirect::Policy;

@@ -279,6 +279,9 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
     if args.instances == 0 || args.instances > MAX_INSTANCES {
         bail!("--instances must be 1-{MAX_INSTANCES}");
     }
+    if !(1..=10).contains(&args.rounds) {
+        bail!("--rounds must be 1-10");
+    }
     if !(16..=4096).contains(&args.size) {
         bail!("--size must be 16-4096 (pixels along each edge)");
     }
@@ -334,19 +337,65 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
         .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
 
-    let mut timings = Vec::new();
-    let irflow = send_to_irflow(&tmp.0, &storescu, &series_dir, &names, bytes).await?;
-    println!(
-        "  storescu -> irflow: {} of {} stored in {:.2} s: {:.0} instances/s, {:.1} MB/s ({})",
-        irflow.instances,
-        files.len(),
-        irflow.seconds,
-        irflow.per_second(),
-        irflow.mb_per_second(),
-        irflow.note
-    );
-    timings.push(irflow.clone());
+    // Rounds, each target once per round in turn, each starting from a settled page
+    // cache (`sync`), each on a fresh store; the median round of each is reported.
+    let storescp = find_program("storescp");
+    let mut rounds: Vec<Vec<Timing>> = Vec::new();
+    for round in 0..args.rounds {
+        let mut this = Vec::new();
+        settle().await;
+        let t = send_to_irflow(&tmp.0, round, &storescu, &series_dir, &names, bytes).await?;
+        print_send(round, &t, files.len());
+        this.push(t);
+        if let Some(program) = &orthanc {
+            for sync in [true, false] {
+                settle().await;
+                let t = send_to_orthanc(
+                    &tmp.0,
+                    round,
+                    program,
+                    sync,
+                    &storescu,
+                    &series_dir,
+                    &names,
+                    bytes,
+                )
+                .await?;
+                print_send(round, &t, files.len());
+                this.push(t);
+            }
+        }
+        if let Some(storescp) = &storescp {
+            settle().await;
+            let t = send_to_storescp(
+                &tmp.0,
+                round,
+                storescp,
+                &storescu,
+                &series_dir,
+                &names,
+                bytes,
+            )
+            .await?;
+            print_send(round, &t, files.len());
+            this.push(t);
+        }
+        rounds.push(this);
+    }
+    if orthanc.is_none() {
+        println!("  Orthanc: skipped (--skip-orthanc); no comparison in this run");
+    }
+    let mut timings: Vec<Timing> = (0..rounds.first().map_or(0, Vec::len))
+        .map(|i| median(rounds.iter().filter_map(|r| r.get(i).cloned()).collect()))
+        .collect();
+    let irflow = timings.first().cloned().context("no irflow timing")?;
+    let orthanc_default = if orthanc.is_some() {
+        timings.get(1).cloned()
+    } else {
+        None
+    };
 
+    settle().await;
     let parts = breakdown(&tmp.0, &files).await?;
     println!(
         "  where irflow's time goes, per instance, in-process on a fresh store (mean of {}): read the metadata {:.2} ms; store the file (SHA-256 key, write, rename; no fsync) {:.2} ms; index it (one SQLite transaction, fsynced at commit) {:.2} ms; match the study at the end {:.1} ms in all; fsyncing a file of that size here {:.2} ms",
@@ -358,44 +407,7 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
         parts.fsync_ms
     );
 
-    let mut orthanc_default = None;
-    match &orthanc {
-        None => println!("  Orthanc: skipped (--skip-orthanc); no comparison in this run"),
-        Some(program) => {
-            for sync in [true, false] {
-                let t =
-                    send_to_orthanc(&tmp.0, program, sync, &storescu, &series_dir, &names, bytes)
-                        .await?;
-                println!(
-                    "  storescu -> {}: {} of {} stored in {:.2} s: {:.0} instances/s, {:.1} MB/s",
-                    t.target,
-                    t.instances,
-                    files.len(),
-                    t.seconds,
-                    t.per_second(),
-                    t.mb_per_second()
-                );
-                if sync {
-                    orthanc_default = Some(t.clone());
-                }
-                timings.push(t);
-            }
-        }
-    }
-
-    if let Some(storescp) = find_program("storescp") {
-        let t = send_to_storescp(&tmp.0, &storescp, &storescu, &series_dir, &names, bytes).await?;
-        println!(
-            "  storescu -> dcmtk storescp (files only, no index; the floor): {} of {} in {:.2} s: {:.0} instances/s, {:.1} MB/s",
-            t.instances,
-            files.len(),
-            t.seconds,
-            t.per_second(),
-            t.mb_per_second()
-        );
-        timings.push(t);
-    }
-
+    settle().await;
     let import = import_dicomdir(&tmp.0, &dcmmkdir, &series_dir, &names, bytes).await?;
     println!(
         "  irflow import of the DICOMDIR folder: {} files in {:.2} s: {:.0} instances/s, {:.1} MB/s",
@@ -407,6 +419,10 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
     timings.push(import);
 
     println!();
+    println!(
+        "median of {} round(s) for the sends; the import once:",
+        args.rounds
+    );
     println!("| target | instances | seconds | instances/s | MB/s | notes |");
     println!("|---|---:|---:|---:|---:|---|");
     for t in &timings {
@@ -427,6 +443,35 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Flushes every dirty page to disk and lets the machine settle, so a run does not
+/// pay for the writes of the one before it.
+async fn settle() {
+    let _ = tokio::process::Command::new("sync")
+        .stdin(Stdio::null())
+        .status()
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+fn print_send(round: usize, t: &Timing, total: usize) {
+    println!(
+        "  round {}: storescu -> {}: {} of {total} stored in {:.2} s: {:.0} instances/s, {:.1} MB/s",
+        round + 1,
+        t.target,
+        t.instances,
+        t.seconds,
+        t.per_second(),
+        t.mb_per_second()
+    );
+}
+
+/// The timing with the median rate (the lower middle one of an even count).
+fn median(mut runs: Vec<Timing>) -> Timing {
+    runs.sort_by(|a, b| a.per_second().total_cmp(&b.per_second()));
+    let middle = runs.len().saturating_sub(1) / 2;
+    runs.swap_remove(middle)
 }
 
 /// Mean milliseconds per instance of each step of irflow's ingest.
@@ -537,12 +582,13 @@ async fn storescu_send(
 
 async fn send_to_irflow(
     tmp: &Path,
+    round: usize,
     storescu: &Path,
     series_dir: &Path,
     names: &[String],
     bytes: u64,
 ) -> Result<Timing> {
-    let data = tmp.join("irflow-data");
+    let data = tmp.join(format!("irflow-data-{round}"));
     std::fs::create_dir_all(&data)?;
     let store = irflow_store::Store::open(&crate::config::sqlite_url(&data.join("irflow.db")))
         .await
@@ -611,8 +657,10 @@ fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn send_to_orthanc(
     tmp: &Path,
+    round: usize,
     program: &Path,
     sync_storage: bool,
     storescu: &Path,
@@ -620,11 +668,10 @@ async fn send_to_orthanc(
     names: &[String],
     bytes: u64,
 ) -> Result<Timing> {
-    let dir = tmp.join(if sync_storage {
-        "orthanc-sync"
-    } else {
-        "orthanc-nosync"
-    });
+    let dir = tmp.join(format!(
+        "orthanc-{}-{round}",
+        if sync_storage { "sync" } else { "nosync" }
+    ));
     std::fs::create_dir_all(&dir)?;
     let dicom_port = free_port()?;
     let http_port = free_port()?;
@@ -703,13 +750,14 @@ async fn send_to_orthanc(
 /// sender, the network and a plain file write cost on this machine.
 async fn send_to_storescp(
     tmp: &Path,
+    round: usize,
     storescp: &Path,
     storescu: &Path,
     series_dir: &Path,
     names: &[String],
     bytes: u64,
 ) -> Result<Timing> {
-    let out = tmp.join("storescp");
+    let out = tmp.join(format!("storescp-{round}"));
     std::fs::create_dir_all(&out)?;
     let port = free_port()?;
     let child = tokio::process::Command::new(storescp)

@@ -135,6 +135,9 @@ pub struct BenchDicomArgs {
     /// Time irflow alone (no Orthanc on this machine).
     #[arg(long)]
     pub skip_orthanc: bool,
+    /// Rounds of sends (each target once per round, fresh stores); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// `irflow bench scheduling`.

@@ -40,7 +40,16 @@ async fn the_dicom_benchmark_sends_imports_and_reports() {
         return;
     }
     let with_orthanc = installed("Orthanc", "orthanc");
-    let mut args = vec!["bench", "dicom", "--instances", "5", "--size", "64"];
+    let mut args = vec![
+        "bench",
+        "dicom",
+        "--instances",
+        "5",
+        "--size",
+        "64",
+        "--rounds",
+        "2",
+    ];
     if !with_orthanc {
         args.push("--skip-orthanc");
     }
@@ -57,6 +66,8 @@ async fn the_dicom_benchmark_sends_imports_and_reports() {
         "storescu -> irflow: 5 of 5 stored",
         "study matched to its case by MRN",
         "irflow import of the DICOMDIR folder: 5 files",
+        "round 2: storescu -> irflow: 5 of 5 stored",
+        "median of 2 round(s)",
         "| target | instances | seconds | instances/s | MB/s | notes |",
     ] {
         assert!(stdout.contains(expected), "{expected:?} in:\n{stdout}");
@@ -96,6 +107,7 @@ async fn a_missing_orthanc_or_bad_flags_are_reported_plainly() {
             "--instances must be",
         ),
         (vec!["bench", "dicom", "--size", "3"], "--size must be"),
+        (vec!["bench", "dicom", "--rounds", "0"], "--rounds must be"),
         (
             vec![
                 "bench",

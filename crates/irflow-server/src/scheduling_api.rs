@@ -259,20 +259,28 @@ pub(crate) async fn options(
     from: jiff::civil::Date,
     limit: usize,
 ) -> Result<(std::sync::Arc<irflow_store::Department>, Vec<SlotOption>), AppError> {
-    let dept = department(state).await?;
-    // The search runs while the context read's audit event is committed; the
-    // options are returned only once both are done.
-    let d: &irflow_store::Department = &dept;
-    let found = state
+    // The department snapshot (one version read) is fetched alongside the case's
+    // context (a round trip saved where the database is on another machine); the
+    // search runs while the context read's audit event is committed, and the
+    // options are returned only once all of it is done.
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let send_department = async move {
+        // The receiver is gone only if the context read failed first.
+        let _ = sender.send(department(state).await);
+    };
+    let search = state
         .store()
         .scheduling_context_then(actor, id, |ctx| async move {
-            let req = request_from(state, d, &ctx, from, limit)?;
+            let dept = receiver.await.map_err(|_| {
+                AppError::Internal("the department snapshot was not read".to_owned())
+            })??;
+            let req = request_from(state, &dept, &ctx, from, limit)?;
             let own = ctx.appointment.as_ref().map(|a| a.id);
-            Ok::<_, AppError>(state.store().search_slots_in(d, &req, own).await?)
-        })
-        .await
-        .map_err(crate::pages::case_error)??;
-    Ok((dept, found))
+            let found = state.store().search_slots_in(&dept, &req, own).await?;
+            Ok::<_, AppError>((dept, found))
+        });
+    let ((), found) = tokio::join!(send_department, search);
+    Ok(found.map_err(crate::pages::case_error)??)
 }
 
 /// Runs the finder over the request's horizon, leaving out one appointment if asked.

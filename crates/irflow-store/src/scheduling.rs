@@ -657,56 +657,94 @@ impl Store {
         exclude: Option<i64>,
         closures: Option<&[(ResourceId, Interval)]>,
     ) -> Result<()> {
-        let busy = &mut res.busy;
-        let booked = sqlx::query(self.sql(
-            "SELECT a.room_id, a.radiologist_id, a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at,
-                    r.turnaround_minutes
-             FROM appointments a JOIN rooms r ON r.id = a.room_id
-             WHERE a.status = 'booked' AND a.site_id = ?
-               AND a.starts_at >= ? AND a.starts_at < ?
-               AND (a.ends_at + r.turnaround_minutes * 60000000 > ? OR COALESCE(a.chair_ends_at, 0) > ?)
-               AND (CAST(? AS BIGINT) IS NULL OR a.id <> ?)",
-        ))
-        .bind(site.id)
-        // No booking (procedure, turnaround and recovery chair) lasts a day: the
-        // start is bounded from below too, so the index range is the window, not
-        // all history; what is busy after `from` is then picked exactly.
-        .bind(micros(from - jiff::SignedDuration::from_hours(24)))
-        .bind(micros(to))
-        .bind(micros(from))
-        .bind(micros(from))
-        .bind(exclude)
-        .bind(exclude)
-        .fetch_all(&self.pool)
-        .await?;
-        for row in &booked {
-            let start = from_micros(row.try_get("starts_at")?)?;
-            let end = from_micros(row.try_get("ends_at")?)?;
-            let turnaround: i64 = row.try_get("turnaround_minutes")?;
-            busy.add(
-                ResourceId::Room(row.try_get("room_id")?),
-                Interval {
-                    start,
-                    end: end + jiff::SignedDuration::from_mins(turnaround),
-                },
-            );
-            busy.add(
-                ResourceId::Radiologist(row.try_get("radiologist_id")?),
-                Interval { start, end },
-            );
-            let chair: Option<i64> = row.try_get("chair_id")?;
-            let cs: Option<i64> = row.try_get("chair_starts_at")?;
-            let ce: Option<i64> = row.try_get("chair_ends_at")?;
-            if let (Some(chair), Some(cs), Some(ce)) = (chair, cs, ce) {
-                busy.add(
-                    ResourceId::Chair(chair),
-                    Interval {
-                        start: from_micros(cs)?,
-                        end: from_micros(ce)?,
-                    },
-                );
-            }
+        let booked = self.booked_between(site.id, from, to).await?;
+        add_booked(res, &booked, exclude)?;
+        self.add_closures(res, from, to, closures).await
+    }
+
+    /// The bookings busy after `from` that start before `to`: per booking its id,
+    /// room, radiologist, start, end, the room's turnaround (minutes), and chair, chair
+    /// start and chair end (0 when none).
+    async fn booked_between(
+        &self,
+        site: i64,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<[i64; 9]>> {
+        // One row, not one per booking: through sqlx's `Any` driver each row costs
+        // microseconds (on SQLite a message from the connection's worker thread and a
+        // column conversion per row), which was most of a search's time. The bookings
+        // come back as one string of numbers, nine per booking.
+        macro_rules! busy_where {
+            () => {
+                " FROM appointments a JOIN rooms r ON r.id = a.room_id
+                 WHERE a.status = 'booked' AND a.site_id = ?
+                   AND a.starts_at >= ? AND a.starts_at < ?
+                   AND (a.ends_at + r.turnaround_minutes * 60000000 > ? OR COALESCE(a.chair_ends_at, 0) > ?)"
+            };
         }
+        let query = match self.backend {
+            crate::Backend::Sqlite => concat!(
+                "SELECT group_concat(a.id || ' ' || a.room_id || ' ' || a.radiologist_id || ' ' || a.starts_at
+                        || ' ' || a.ends_at || ' ' || r.turnaround_minutes || ' ' || COALESCE(a.chair_id, 0)
+                        || ' ' || COALESCE(a.chair_starts_at, 0) || ' ' || COALESCE(a.chair_ends_at, 0), ' ')",
+                busy_where!()
+            ),
+            crate::Backend::Postgres => concat!(
+                "SELECT string_agg(concat_ws(' ', a.id, a.room_id, a.radiologist_id, a.starts_at, a.ends_at,
+                        r.turnaround_minutes, COALESCE(a.chair_id, 0),
+                        COALESCE(a.chair_starts_at, 0), COALESCE(a.chair_ends_at, 0)), ' ')",
+                busy_where!()
+            ),
+        };
+        let booked: Option<String> = sqlx::query_scalar(self.sql(query))
+            .bind(site)
+            // No booking (procedure, turnaround and recovery chair) lasts a day: the
+            // start is bounded from below too, so the index range is the window, not
+            // all history; what is busy after `from` is then picked exactly.
+            .bind(micros(from - jiff::SignedDuration::from_hours(24)))
+            .bind(micros(to))
+            .bind(micros(from))
+            .bind(micros(from))
+            .fetch_one(&self.pool)
+            .await?;
+        let numbers = booked
+            .as_deref()
+            .unwrap_or("")
+            .split_ascii_whitespace()
+            .map(|n| {
+                n.parse::<i64>().map_err(|_| {
+                    StoreError::Invalid(format!(
+                        "a booking's time or resource is not a number: {n:?}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<i64>>>()?;
+        let rows = numbers.chunks_exact(9);
+        if !rows.remainder().is_empty() {
+            return Err(StoreError::Invalid(
+                "the bookings read for a search were cut short".to_owned(),
+            ));
+        }
+        Ok(rows
+            .map(|r| {
+                let mut row = [0; 9];
+                row.copy_from_slice(r);
+                row
+            })
+            .collect())
+    }
+
+    /// Adds the closures between `from` and `to`: from `closures` (already read, all
+    /// those not ended by `from`) when given, else from the database.
+    async fn add_closures(
+        &self,
+        res: &mut SlotResources,
+        from: Timestamp,
+        to: Timestamp,
+        closures: Option<&[(ResourceId, Interval)]>,
+    ) -> Result<()> {
+        let busy = &mut res.busy;
         if let Some(closures) = closures {
             for (resource, interval) in closures {
                 if interval.end > from && interval.start < to {
@@ -1348,6 +1386,50 @@ fn closure_from_row(row: &AnyRow) -> Result<(ResourceId, Interval)> {
 /// and seventh day on which any room has weekly hours (so a search that starts on a
 /// Saturday reads Monday's bookings in its first step, not its second), then the
 /// whole horizon.
+/// Adds bookings read by [`Store::booked_between`] to the busy index, leaving out
+/// `exclude`. Identifiers start at 1: chair 0 is "no chair".
+fn add_booked(res: &mut SlotResources, booked: &[[i64; 9]], exclude: Option<i64>) -> Result<()> {
+    for &[
+        id,
+        room,
+        radiologist,
+        starts_at,
+        ends_at,
+        turnaround,
+        chair,
+        cs,
+        ce,
+    ] in booked
+    {
+        if Some(id) == exclude {
+            continue;
+        }
+        let start = from_micros(starts_at)?;
+        let end = from_micros(ends_at)?;
+        res.busy.add(
+            ResourceId::Room(room),
+            Interval {
+                start,
+                end: end + jiff::SignedDuration::from_mins(turnaround),
+            },
+        );
+        res.busy.add(
+            ResourceId::Radiologist(radiologist),
+            Interval { start, end },
+        );
+        if chair != 0 {
+            res.busy.add(
+                ResourceId::Chair(chair),
+                Interval {
+                    start: from_micros(cs)?,
+                    end: from_micros(ce)?,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
 fn stage_ends(res: &SlotResources, first: Date, horizon: u32) -> Vec<u32> {
     let open = |d: Date| {
         res.rooms

@@ -1194,6 +1194,78 @@ on_every_backend!(
     racing_bookings_have_exactly_one_winner
 );
 
+/// A search does not offer a booked time, except to the booking being moved; the
+/// room's turnaround after it is kept free too.
+async fn searches_leave_out_booked_time_except_the_one_moved(db: &TestDatabase) {
+    use irflow_domain::scheduling::{SlotOption, SlotRequest};
+    let store = &db.store;
+    let w = world(store).await;
+    let (site, room, rad) = one_room_site(store, &w).await;
+    let scheduler = user(store, "sched", Role::Scheduler, None).await.actor();
+    let start: Timestamp = "2026-12-07T15:00:00Z".parse().unwrap(); // Monday 10:00 in New York
+    let case = ready_case(store, &w, "Moving").await;
+    let booked = store
+        .book_appointment(
+            &scheduler,
+            case,
+            &site,
+            &SlotOption {
+                start,
+                end: start + SignedDuration::from_mins(20),
+                room,
+                radiologist: rad,
+                chair: None,
+            },
+            10,
+            None,
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    let request = SlotRequest {
+        procedure: "64483".into(),
+        modalities: vec![irflow_domain::Modality::Fluoroscopy],
+        duration_minutes: 20,
+        not_before: "2026-11-26T12:00:00Z".parse().unwrap(),
+        from: jiff::civil::date(2026, 12, 7),
+        days_ahead: 1,
+        limit: 100,
+        step_minutes: 10,
+        monitoring_minutes: None,
+        preferred_days: Vec::new(),
+        preferred_time: None,
+    };
+    let starts = |found: &[SlotOption]| found.iter().map(|o| o.start).collect::<Vec<_>>();
+    let others = starts(&store.search_slots(&site, &request, None).await.unwrap());
+    let moving = starts(
+        &store
+            .search_slots(&site, &request, Some(booked.id))
+            .await
+            .unwrap(),
+    );
+    let taken = |t: &Timestamp| {
+        *t > start - SignedDuration::from_mins(30) && *t < start + SignedDuration::from_mins(30)
+    };
+    assert!(
+        others.iter().all(|t| !taken(t)),
+        "booked time (and turnaround) offered: {others:?}"
+    );
+    assert!(
+        moving.contains(&start),
+        "the booking being moved may keep its time"
+    );
+    assert_eq!(
+        moving.len(),
+        others.len() + 5,
+        "09:40-10:20 come free: {moving:?}"
+    );
+}
+on_every_backend!(
+    searches_leave_out_booked_time_except_the_one_moved_everywhere,
+    searches_leave_out_booked_time_except_the_one_moved
+);
+
 /// One step of a random scheduling session.
 #[derive(Debug, Clone)]
 enum BookingOp {

@@ -58,9 +58,38 @@ async fn a_scheduler_books_and_cancels_and_races_have_one_winner() {
     );
     let arrive: jiff::Timestamp = first["arrive_by"].as_str().unwrap().parse().unwrap();
     assert_eq!(start - arrive, jiff::SignedDuration::from_mins(15));
+    assert!(
+        matches!(first["room"]["modality"].as_str(), Some("fluoroscopy" | "ct")),
+        "64483 under fluoroscopy or CT: {slots:?}"
+    );
+    // When every room is free (a Tuesday five weeks on, past the demo's bookings),
+    // fluoroscopy rooms are offered first. (The earliest option above may be in CT:
+    // late in New York's day it is tomorrow 08:00, when the demo has booked both
+    // fluoroscopy rooms.)
+    let tuesday = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("America/New_York").unwrap())
+        .date()
+        .checked_add(jiff::Span::new().days(35))
+        .unwrap()
+        .nth_weekday(1, jiff::civil::Weekday::Tuesday)
+        .unwrap();
+    let (status, later) = get(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{cohen}/slots?limit=3&from={tuesday}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{later}");
     assert_eq!(
-        first["room"]["modality"], "fluoroscopy",
-        "64483 under fluoroscopy or CT; rooms listed first are fluoroscopy"
+        later["slots"][0]["room"]["modality"], "fluoroscopy",
+        "rooms listed first are fluoroscopy: {later}"
+    );
+    assert!(
+        later["slots"][0]["start"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{tuesday}T08:00")),
+        "{later}"
     );
     assert!(first["recovery_chair"].is_null(), "Cohen has a driver");
 

@@ -280,7 +280,7 @@ pub(crate) async fn options(
             Ok::<_, AppError>((dept, found))
         });
     let ((), found) = tokio::join!(send_department, search);
-    Ok(found.map_err(crate::pages::case_error)??)
+    found.map_err(crate::pages::case_error)?
 }
 
 /// Runs the finder over the request's horizon, leaving out one appointment if asked.

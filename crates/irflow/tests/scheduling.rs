@@ -59,7 +59,10 @@ async fn a_scheduler_books_and_cancels_and_races_have_one_winner() {
     let arrive: jiff::Timestamp = first["arrive_by"].as_str().unwrap().parse().unwrap();
     assert_eq!(start - arrive, jiff::SignedDuration::from_mins(15));
     assert!(
-        matches!(first["room"]["modality"].as_str(), Some("fluoroscopy" | "ct")),
+        matches!(
+            first["room"]["modality"].as_str(),
+            Some("fluoroscopy" | "ct")
+        ),
         "64483 under fluoroscopy or CT: {slots:?}"
     );
     // When every room is free (a Tuesday five weeks on, past the demo's bookings),

@@ -21,7 +21,14 @@ pub enum ImageStoreConfig {
     #[default]
     Memory,
     /// A directory on the local filesystem (default for `irflow serve`: `<data_dir>/images`).
-    Local(std::path::PathBuf),
+    Local {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Sync each file and its directory to disk before the write counts as done
+        /// (before a C-STORE is answered with success, an upload accepted or an
+        /// import reported), so a power cut cannot lose an image already acknowledged.
+        fsync: bool,
+    },
     /// An S3-compatible bucket (needs irflow built with the `s3` feature). Credentials
     /// come from the usual `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment.
     S3 {
@@ -64,20 +71,27 @@ impl ImageStore {
                 inner: Arc::new(object_store::memory::InMemory::new()),
                 description: "in memory".to_owned(),
             }),
-            ImageStoreConfig::Local(dir) => {
+            ImageStoreConfig::Local { dir, fsync } => {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     format!(
                         "cannot create the image directory {}: {e}; set [imaging] dir or IRFLOW_IMAGE_DIR",
                         dir.display()
                     )
                 })?;
-                let fs =
-                    object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| {
-                        format!("cannot use the image directory {}: {e}", dir.display())
-                    })?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| format!("cannot use the image directory {}: {e}", dir.display()))?
+                    .with_fsync(*fsync);
                 Ok(Self {
                     inner: Arc::new(fs),
-                    description: format!("local directory {}", dir.display()),
+                    description: format!(
+                        "local directory {} ({})",
+                        dir.display(),
+                        if *fsync {
+                            "each file synced to disk"
+                        } else {
+                            "files not synced: imaging.fsync = false"
+                        }
+                    ),
                 })
             }
             ImageStoreConfig::S3 {

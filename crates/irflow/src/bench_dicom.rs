@@ -6,7 +6,8 @@
 //! temporary directory, starts irflow's C-STORE receiver in-process on a free port
 //! (fresh SQLite database and image directory, the demo department seeded so the
 //! study is matched to a case as in real use), and times dcmtk's `storescu` sending
-//! the folder in one association. Then it starts Orthanc (Debian package `orthanc`)
+//! the folder in one association, twice — with `imaging.fsync` true (the default:
+//! every file synced before success is answered) and false. Then it starts Orthanc (Debian package `orthanc`)
 //! with a temporary storage directory on free ports, twice — with its default
 //! `SyncStorageArea: true` (every file fsynced) and with `false` — and times the same
 //! send. Last, `dcmmkdir` indexes the folder and the `irflow import` binary reads it.
@@ -343,10 +344,13 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
     let mut rounds: Vec<Vec<Timing>> = Vec::new();
     for round in 0..args.rounds {
         let mut this = Vec::new();
-        settle().await;
-        let t = send_to_irflow(&tmp.0, round, &storescu, &series_dir, &names, bytes).await?;
-        print_send(round, &t, files.len());
-        this.push(t);
+        for fsync in [true, false] {
+            settle().await;
+            let t =
+                send_to_irflow(&tmp.0, round, fsync, &storescu, &series_dir, &names, bytes).await?;
+            print_send(round, &t, files.len());
+            this.push(t);
+        }
         if let Some(program) = &orthanc {
             for sync in [true, false] {
                 settle().await;
@@ -388,11 +392,14 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
     let mut timings: Vec<Timing> = (0..rounds.first().map_or(0, Vec::len))
         .map(|i| median(rounds.iter().filter_map(|r| r.get(i).cloned()).collect()))
         .collect();
+    // In order: irflow synced (its default), irflow unsynced, then Orthanc synced
+    // (its default) and unsynced when Orthanc ran.
     let irflow = timings.first().cloned().context("no irflow timing")?;
-    let orthanc_default = if orthanc.is_some() {
-        timings.get(1).cloned()
+    let irflow_unsynced = timings.get(1).cloned().context("no irflow timing")?;
+    let (orthanc_default, orthanc_unsynced) = if orthanc.is_some() {
+        (timings.get(2).cloned(), timings.get(3).cloned())
     } else {
-        None
+        (None, None)
     };
 
     settle().await;
@@ -428,19 +435,25 @@ pub async fn run(args: BenchDicomArgs) -> Result<()> {
     for t in &timings {
         println!("{}", t.line());
     }
-    if let Some(o) = orthanc_default {
+    if let (Some(o), Some(u)) = (orthanc_default, orthanc_unsynced) {
         println!();
         println!(
-            "irflow / Orthanc (default settings): {:.2}x the instances per second",
+            "irflow / Orthanc, both with their defaults (every file synced to disk): {:.2}x the instances per second",
             irflow.per_second() / o.per_second().max(1e-9)
         );
-    }
-    if irflow.instances != files.len() {
-        bail!(
-            "irflow stored {} of {} instances; see the log above",
-            irflow.instances,
-            files.len()
+        println!(
+            "irflow / Orthanc, neither syncing files: {:.2}x",
+            irflow_unsynced.per_second() / u.per_second().max(1e-9)
         );
+    }
+    for t in [&irflow, &irflow_unsynced] {
+        if t.instances != files.len() {
+            bail!(
+                "irflow stored {} of {} instances; see the log above",
+                t.instances,
+                files.len()
+            );
+        }
     }
     Ok(())
 }
@@ -494,7 +507,10 @@ async fn breakdown(tmp: &Path, files: &[PathBuf]) -> Result<Breakdown> {
         .await
         .context("could not create the breakdown database")?;
     let images = irflow_server::imaging::ImageStore::open(
-        &irflow_server::imaging::ImageStoreConfig::Local(data.join("images")),
+        &irflow_server::imaging::ImageStoreConfig::Local {
+            dir: data.join("images"),
+            fsync: false,
+        },
     )
     .map_err(anyhow::Error::msg)?;
     let actor = Actor::system("bench");
@@ -580,15 +596,20 @@ async fn storescu_send(
     Ok(seconds)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn send_to_irflow(
     tmp: &Path,
     round: usize,
+    fsync: bool,
     storescu: &Path,
     series_dir: &Path,
     names: &[String],
     bytes: u64,
 ) -> Result<Timing> {
-    let data = tmp.join(format!("irflow-data-{round}"));
+    let data = tmp.join(format!(
+        "irflow-data-{round}-{}",
+        if fsync { "sync" } else { "nosync" }
+    ));
     std::fs::create_dir_all(&data)?;
     let store = irflow_store::Store::open(&crate::config::sqlite_url(&data.join("irflow.db")))
         .await
@@ -596,7 +617,10 @@ async fn send_to_irflow(
     let tz = jiff::tz::TimeZone::get("America/New_York")?;
     crate::demo::seed(&store, &tz).await?;
     let server_config = irflow_server::ServerConfig {
-        image_store: irflow_server::imaging::ImageStoreConfig::Local(data.join("images")),
+        image_store: irflow_server::imaging::ImageStoreConfig::Local {
+            dir: data.join("images"),
+            fsync,
+        },
         ..irflow_server::ServerConfig::default()
     };
     let state = irflow_server::AppState::new(
@@ -630,12 +654,21 @@ async fn send_to_irflow(
         Err(_) => "matching not checked",
     };
     Ok(Timing {
-        target: "irflow".to_owned(),
+        target: if fsync {
+            "irflow, imaging.fsync true (default)".to_owned()
+        } else {
+            "irflow, imaging.fsync false".to_owned()
+        },
         instances: stored,
         bytes,
         seconds,
         note: format!(
-            "files written without fsync; SQLite index (WAL) committed per instance; {matched}"
+            "{}; SQLite index (WAL) committed per instance; {matched}",
+            if fsync {
+                "every file and its directory fsynced before success"
+            } else {
+                "files written without fsync"
+            }
         ),
     })
 }

@@ -178,6 +178,7 @@ struct FileImaging {
     endpoint: Option<String>,
     region: Option<String>,
     allow_http: Option<bool>,
+    fsync: Option<bool>,
     max_upload_mb: Option<u64>,
     max_files: Option<usize>,
     max_zip_depth: Option<u32>,
@@ -378,6 +379,9 @@ impl Config {
         if let Some(v) = var("IRFLOW_IMAGE_REGION") {
             c.imaging.region = Some(v);
         }
+        if let Some(v) = var("IRFLOW_IMAGE_FSYNC") {
+            c.imaging.fsync = parse_bool(&v, "IRFLOW_IMAGE_FSYNC")?;
+        }
         if let Some(v) = var("IRFLOW_IMAGING_MAX_AGE_MONTHS") {
             c.imaging_max_age_months =
                 u32::try_from(parse_int(&v, "IRFLOW_IMAGING_MAX_AGE_MONTHS")?).map_err(|_| {
@@ -515,6 +519,9 @@ impl Config {
             }
             if let Some(v) = i.allow_http {
                 self.imaging.allow_http = v;
+            }
+            if let Some(v) = i.fsync {
+                self.imaging.fsync = v;
             }
             if let Some(v) = i.max_upload_mb {
                 self.imaging.limits.max_total_bytes = v.saturating_mul(1024 * 1024);
@@ -801,6 +808,35 @@ mod tests {
         )
         .expect_err("blank address");
         assert!(e.to_string().contains("department.address"), "{e}");
+    }
+
+    #[test]
+    fn image_files_are_synced_unless_the_department_says_otherwise() {
+        let local = |c: &Config| match c.server_config().image_store {
+            irflow_server::imaging::ImageStoreConfig::Local { dir, fsync } => (dir, fsync),
+            other => panic!("expected a local image store, got {other:?}"),
+        };
+        let d = Config::load(&Overrides::default(), &env_of(&[])).expect("defaults");
+        assert!(local(&d).1, "synced by default");
+        let file = temp_file(
+            "[imaging]
+dir = \"/srv/images\"\nfsync = false\n",
+        );
+        let overrides = Overrides {
+            config_file: Some(file.path().to_path_buf()),
+            ..Default::default()
+        };
+        let c = Config::load(&overrides, &env_of(&[])).expect("valid");
+        assert_eq!(local(&c), (PathBuf::from("/srv/images"), false));
+        let c =
+            Config::load(&overrides, &env_of(&[("IRFLOW_IMAGE_FSYNC", "true")])).expect("valid");
+        assert!(local(&c).1, "the environment overrides the file");
+        let e = Config::load(
+            &Overrides::default(),
+            &env_of(&[("IRFLOW_IMAGE_FSYNC", "sometimes")]),
+        )
+        .expect_err("invalid");
+        assert!(e.to_string().contains("true or false"), "{e}");
     }
 
     #[test]

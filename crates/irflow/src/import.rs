@@ -29,6 +29,9 @@ pub struct ImagingSettings {
     pub region: Option<String>,
     /// For `s3`: allow a plain-http endpoint.
     pub allow_http: bool,
+    /// For `local`: sync each file and its directory before it counts as stored
+    /// (default true; false trades power-cut safety for speed).
+    pub fsync: bool,
     /// Limits on one upload or import.
     pub limits: irflow_dicom::Limits,
 }
@@ -51,6 +54,7 @@ impl Default for ImagingSettings {
             endpoint: None,
             region: None,
             allow_http: false,
+            fsync: true,
             limits: irflow_dicom::Limits::default(),
         }
     }
@@ -82,9 +86,10 @@ impl ImagingSettings {
     /// The server's image store setting.
     pub fn image_store(&self, data_dir: &Path) -> ImageStoreConfig {
         match self.store {
-            StoreKind::Local => {
-                ImageStoreConfig::Local(self.dir.clone().unwrap_or_else(|| data_dir.join("images")))
-            }
+            StoreKind::Local => ImageStoreConfig::Local {
+                dir: self.dir.clone().unwrap_or_else(|| data_dir.join("images")),
+                fsync: self.fsync,
+            },
             StoreKind::S3 => ImageStoreConfig::S3 {
                 bucket: self.bucket.clone().unwrap_or_default(),
                 endpoint: self.endpoint.clone(),

@@ -63,10 +63,12 @@ async fn the_dicom_benchmark_sends_imports_and_reports() {
     );
     for expected in [
         "5 instances 64x64 16-bit MR",
-        "storescu -> irflow: 5 of 5 stored",
+        "storescu -> irflow, imaging.fsync true (default): 5 of 5 stored",
+        "storescu -> irflow, imaging.fsync false: 5 of 5 stored",
+        "every file and its directory fsynced before success",
         "study matched to its case by MRN",
         "irflow import of the DICOMDIR folder: 5 files",
-        "round 2: storescu -> irflow: 5 of 5 stored",
+        "round 2: storescu -> irflow, imaging.fsync true (default): 5 of 5 stored",
         "median of 2 round(s)",
         "| target | instances | seconds | instances/s | MB/s | notes |",
     ] {
@@ -82,7 +84,13 @@ async fn the_dicom_benchmark_sends_imports_and_reports() {
             "{stdout}"
         );
         assert!(
-            stdout.contains("irflow / Orthanc (default settings):"),
+            stdout.contains(
+                "irflow / Orthanc, both with their defaults (every file synced to disk):"
+            ),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("irflow / Orthanc, neither syncing files:"),
             "{stdout}"
         );
     } else {

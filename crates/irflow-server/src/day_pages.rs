@@ -938,6 +938,9 @@ struct RecoveryPage {
     started: Option<String>,
     ended: Option<String>,
     monitoring: String,
+    /// While in recovery: the end of monitoring (RFC 3339) and the minutes left as
+    /// words; the page's script counts down from it.
+    left: Option<(String, String)>,
     early: bool,
     monitoring_source: String,
     vitals: Vec<VitalsRow>,
@@ -1005,11 +1008,16 @@ async fn recovery_view(
             .and_then(|e| day::monitoring_until(e, d.monitoring_minutes))
     });
     let in_recovery = c.state == CaseState::Recovery;
+    let left = match (d.and_then(|d| d.monitoring_minutes), until) {
+        (Some(_), Some(u)) if in_recovery => {
+            Some((u.to_string(), left_words(day::minutes_left(u, now))))
+        }
+        _ => None,
+    };
     let monitoring = match (d.and_then(|d| d.monitoring_minutes), until) {
         (Some(m), Some(u)) if in_recovery => format!(
-            "The patient drives home: monitored {m} minutes, until {} — {}.",
+            "The patient drives home: monitored {m} minutes, until {}",
             clock(u, tz),
-            left_words(day::minutes_left(u, now))
         ),
         (Some(m), Some(u)) => format!("Monitored {m} minutes, until {}.", clock(u, tz)),
         (_, None) if d.and_then(|d| d.procedure_ended_at).is_none() => {
@@ -1030,6 +1038,7 @@ async fn recovery_view(
         started: d.and_then(|d| d.procedure_started_at).map(|t| clock(t, tz)),
         ended: d.and_then(|d| d.procedure_ended_at).map(|t| clock(t, tz)),
         monitoring,
+        left,
         early: in_recovery && until.is_some_and(|u| now < u),
         monitoring_source: pack.cite(&pack.policy.monitoring),
         vitals: vitals

@@ -68,3 +68,32 @@
   }
   document.querySelectorAll("[data-signature-pad]").forEach(setUp);
 })();
+
+// The recovery page's "minutes left" counts down without a reload (the server's words:
+// whole minutes rounded up, "monitoring time done" at the end).
+(function () {
+  var nodes = document.querySelectorAll("[data-left-until]");
+  if (!nodes.length) {
+    return;
+  }
+  function words(minutes) {
+    if (minutes <= 0) {
+      return "monitoring time done";
+    }
+    return minutes === 1 ? "1 minute left" : minutes + " minutes left";
+  }
+  function tick() {
+    var now = Date.now();
+    nodes.forEach(function (node) {
+      var until = Date.parse(node.getAttribute("data-left-until"));
+      if (isNaN(until)) {
+        return;
+      }
+      var minutes = Math.max(0, Math.ceil((until - now) / 60000));
+      node.textContent = words(minutes);
+      node.classList.toggle("day-done", minutes === 0);
+    });
+  }
+  tick();
+  setInterval(tick, 5000);
+})();

@@ -1002,8 +1002,21 @@ impl Store {
             }
             [one] => one.clone(),
             several => {
+                // Say how many can take it: only a patient's open case can, and
+                // duplicate records often have none.
+                let mut with_case = 0;
+                for c in several {
+                    if !self.open_cases(PatientId::new(c.patient)).await?.is_empty() {
+                        with_case += 1;
+                    }
+                }
+                let open = match with_case {
+                    0 => "none of them has an open case".to_owned(),
+                    1 => "1 of them has an open case".to_owned(),
+                    n => format!("{n} of them have an open case"),
+                };
                 return Ok(Err(format!(
-                    "{} patients on file match it: staff must choose",
+                    "{} patients on file match it: staff must choose ({open})",
                     several.len()
                 )));
             }

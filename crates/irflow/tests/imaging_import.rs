@@ -240,7 +240,7 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
     );
     assert!(
         out.stdout
-            .contains("patients on file match it: staff must choose"),
+            .contains("patients on file match it: staff must choose (1 of them has an open case)"),
         "{out:?}"
     );
 

@@ -10,48 +10,19 @@ use irflow_domain::pathway::TransitionRequest;
 use irflow_domain::patient::parse_date_of_birth;
 use irflow_domain::{
     Action, Actor, CaseId, Channel as ReferralChannel, LanguageTag, NewPatient, PersonName,
-    ReferralDetails, Role, Side, SpineLevels, Urgency, Username,
+    ReferralDetails, Role, Side, SpineLevels, Urgency,
 };
 use irflow_store::outbox::{Channel, MAX_ATTEMPTS};
 use irflow_store::testing::TestDatabase;
 use irflow_store::{
-    AttemptResult, AuditFilter, MessageState, NewMessage, NewReferral, NewReminder, NewUser,
+    AttemptResult, AuditFilter, MessageState, NewMessage, NewReferral, NewReminder,
     ReferralSubject, Store, StoreError, UserRecord,
 };
 use jiff::{SignedDuration, Timestamp};
 
-macro_rules! on_every_backend {
-    ($name:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in TestDatabase::backends() {
-                let db = TestDatabase::new(backend).await;
-                $scenario(&db).await;
-                db.finish().await;
-            }
-        }
-    };
-}
-
-fn today() -> jiff::civil::Date {
-    jiff::civil::date(2026, 11, 26)
-}
-
-async fn user(store: &Store, name: &str, role: Role, org: Option<&str>) -> UserRecord {
-    store
-        .create_user(
-            &Actor::system("test"),
-            &NewUser {
-                username: Username::parse(name).unwrap(),
-                display_name: format!("Dr {name}"),
-                role,
-                organization: org.map(str::to_owned),
-                password_hash: "not-a-real-hash".into(),
-            },
-        )
-        .await
-        .unwrap()
-}
+#[macro_use]
+mod common;
+use common::{today, user};
 
 struct World {
     scheduler: Actor,

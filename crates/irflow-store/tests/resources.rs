@@ -19,19 +19,8 @@ use irflow_store::{
 use jiff::civil::{Weekday, time};
 use jiff::{SignedDuration, Timestamp};
 
-/// Runs a scenario on every configured backend.
-macro_rules! on_every_backend {
-    ($name:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in TestDatabase::backends() {
-                let db = TestDatabase::new(backend).await;
-                $scenario(&db).await;
-                db.finish().await;
-            }
-        }
-    };
-}
+#[macro_use]
+mod common;
 
 fn today() -> jiff::civil::Date {
     jiff::Timestamp::now()

@@ -17,39 +17,9 @@ use irflow_store::{
 };
 use jiff::{SignedDuration, Timestamp};
 
-/// Runs a scenario on every configured backend.
-macro_rules! on_every_backend {
-    ($name:ident, $scenario:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            for backend in TestDatabase::backends() {
-                let db = TestDatabase::new(backend).await;
-                $scenario(&db).await;
-                db.finish().await;
-            }
-        }
-    };
-}
-
-fn today() -> jiff::civil::Date {
-    jiff::civil::date(2026, 11, 26)
-}
-
-async fn user(store: &Store, name: &str, role: Role, org: Option<&str>) -> UserRecord {
-    store
-        .create_user(
-            &Actor::system("test"),
-            &NewUser {
-                username: Username::parse(name).unwrap(),
-                display_name: format!("Dr {name}"),
-                role,
-                organization: org.map(str::to_owned),
-                password_hash: "not-a-real-hash".into(),
-            },
-        )
-        .await
-        .unwrap()
-}
+#[macro_use]
+mod common;
+use common::{today, user};
 
 fn patient(mrn: Option<&str>, family: &str) -> NewPatient {
     NewPatient {

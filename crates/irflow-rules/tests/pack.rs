@@ -486,7 +486,7 @@ fn invalid_packs_are_refused_precisely() {
             "antibiotic_window.days must be 1-60",
         ),
         (
-            replaced("pack.toml", "version = \"2026.11.1\"", "version = \"\""),
+            replaced("pack.toml", "version = \"2026.11.2\"", "version = \"\""),
             "pack.toml",
             "name and version are required",
         ),

@@ -131,6 +131,17 @@ fn prepare_dir(dir: &Path) -> Result<()> {
                 .with_context(|| format!("could not remove {}", p.display()))?;
         }
     }
+    // The previous demo's image files and sent messages go with its database (only
+    // in a directory the demo made: a folder of someone else's is never emptied).
+    if dir.join(MARKER).exists() {
+        for name in ["images", "outbox"] {
+            let p = dir.join(name);
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+                    .with_context(|| format!("could not remove {}", p.display()))?;
+            }
+        }
+    }
     std::fs::write(
         dir.join(MARKER),
         "This directory belongs to `irflow demo`, which recreates it on every start.\n",

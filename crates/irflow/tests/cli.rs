@@ -309,6 +309,37 @@ async fn demo_serves_on_loopback_and_guards_real_data() {
     demo.kill().await.ok();
     let _ = demo.wait().await;
 
+    // The next start recreates it all: the last demo's image files and sent messages go.
+    for stale in ["images/stale.dcm", "outbox/stale.eml"] {
+        assert!(
+            demo_dir.join(stale).parent().unwrap().is_dir(),
+            "the demo made {stale}'s folder"
+        );
+        std::fs::write(demo_dir.join(stale), b"from the last demo").unwrap();
+    }
+    let (mut demo, _) = start_serving(&[
+        "demo",
+        "--port",
+        "0",
+        "--data-dir",
+        demo_dir.to_str().unwrap(),
+    ])
+    .await;
+    demo.kill().await.ok();
+    let _ = demo.wait().await;
+    for stale in ["images/stale.dcm", "outbox/stale.eml"] {
+        assert!(!demo_dir.join(stale).exists(), "{stale} outlived its demo");
+    }
+    // A folder the demo did not make is never emptied.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("images")).unwrap();
+    std::fs::write(other.join("images/keep.dcm"), b"someone's").unwrap();
+    let (mut demo, _) =
+        start_serving(&["demo", "--port", "0", "--data-dir", other.to_str().unwrap()]).await;
+    demo.kill().await.ok();
+    let _ = demo.wait().await;
+    assert!(other.join("images/keep.dcm").exists());
+
     // A data dir with a real (non-demo) database is never wiped by the demo.
     let real = dir.path().join("real");
     let out = irflow()

@@ -186,7 +186,15 @@ pub async fn run(config: &Config, args: ImportArgs) -> Result<()> {
     for file in unpacked.files {
         let mut result = irflow_server::imaging::ingest_one(&state, &actor, &file, &source)
             .await
-            .map_err(|e| anyhow::anyhow!("import stopped at {}: {e}", file.name))?;
+            .map_err(|e| match e {
+                // At the terminal the operator sees what failed (an unreachable
+                // bucket, a full disk): these texts name keys and paths, never
+                // patient data. The web shows only that something went wrong.
+                irflow_server::AppError::Internal(detail) => {
+                    anyhow::anyhow!("import stopped at {}: {detail}", file.name)
+                }
+                other => anyhow::anyhow!("import stopped at {}: {other}", file.name),
+            })?;
         if args.verify_images
             && let FileResult::Stored {
                 instance_id,

@@ -67,6 +67,20 @@ fn csrf_ok(who: &SignedIn, pairs: &[(String, String)]) -> bool {
     constant_time_eq(&who.csrf, &pairs_get(pairs, "csrf").unwrap_or_default())
 }
 
+/// A staff form posted about one case: its fields and the case, once the CSRF token
+/// and the case number check out.
+fn case_form(
+    who: &SignedIn,
+    id: &str,
+    body: &str,
+) -> Result<(Vec<(String, String)>, irflow_domain::CaseId), AppError> {
+    let pairs = form_pairs(body);
+    if !csrf_ok(who, &pairs) {
+        return Err(forged());
+    }
+    Ok((pairs, parse_case_id(id)?))
+}
+
 fn clinical(role: Role) -> bool {
     matches!(role, Role::Nurse | Role::Radiologist)
 }
@@ -341,12 +355,8 @@ pub async fn check_in(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&who, &pairs) {
-        return error_page(&state, Some(&who), &forged());
-    }
-    let id = match parse_case_id(&id) {
-        Ok(id) => id,
+    let (_, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     match crate::calendar_pages::attend(&state, &who, id, Action::CheckIn, None).await {
@@ -768,12 +778,8 @@ pub async fn checklist_submit(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&who, &pairs) {
-        return error_page(&state, Some(&who), &forged());
-    }
-    let id = match parse_case_id(&id) {
-        Ok(id) => id,
+    let (pairs, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     let raw = RawEntry::from_form(pairs);
@@ -847,12 +853,8 @@ pub async fn start_submit(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&who, &pairs) {
-        return error_page(&state, Some(&who), &forged());
-    }
-    let id = match parse_case_id(&id) {
-        Ok(id) => id,
+    let (pairs, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     match crate::procedure_day::start(&state, &who.actor(), id).await {
@@ -887,12 +889,8 @@ pub async fn end_submit(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&who, &pairs) {
-        return error_page(&state, Some(&who), &forged());
-    }
-    let id = match parse_case_id(&id) {
-        Ok(id) => id,
+    let (pairs, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     match crate::procedure_day::end(&state, &who.actor(), id).await {
@@ -1181,12 +1179,8 @@ pub async fn vitals_submit(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&who, &pairs) {
-        return error_page(&state, Some(&who), &forged());
-    }
-    let id = match parse_case_id(&id) {
-        Ok(id) => id,
+    let (pairs, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     let result = match parse_vitals(|k| pairs_get(&pairs, k), state.time_zone(), state.today()) {
@@ -1217,12 +1211,8 @@ pub async fn discharge_submit(
     Path(id): Path<String>,
     body: String,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    if !csrf_ok(&who, &pairs) {
-        return error_page(&state, Some(&who), &forged());
-    }
-    let id = match parse_case_id(&id) {
-        Ok(id) => id,
+    let (pairs, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
         Err(e) => return error_page(&state, Some(&who), &e),
     };
     let confirmed: Vec<String> = pairs

@@ -254,10 +254,11 @@ impl Store {
             tx.commit().await?;
         }
         self.bench_sync_sequence("appointments").await?;
-        // PostgreSQL's autovacuum would gather statistics after a load like this one;
+        // PostgreSQL's autovacuum would vacuum (setting the visibility map that index-only
+        // scans use) and gather statistics after a load like this one;
         // SQLite has none unless someone runs ANALYZE, which irflow does not.
         if self.backend == Backend::Postgres {
-            sqlx::raw_sql("ANALYZE").execute(&self.pool).await?;
+            sqlx::raw_sql("VACUUM ANALYZE").execute(&self.pool).await?;
         }
         Ok(reservations_written)
     }

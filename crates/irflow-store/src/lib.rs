@@ -69,8 +69,8 @@ pub use resources::{
     RadiologistEntry, ResourceBooking, RoomEntry,
 };
 pub use scheduling::{
-    AppointmentFilter, AppointmentListing, AppointmentRecord, Department, ResourceKind, RoomRecord,
-    SiteRecord, UNIT_MINUTES,
+    AppointmentFilter, AppointmentListing, AppointmentRecord, Department, ReadAhead, ResourceKind,
+    RoomRecord, SiteRecord, UNIT_MINUTES,
 };
 pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
@@ -206,6 +206,21 @@ impl Store {
             .disable_statement_logging();
         let pool_options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(10))
+            // sqlx pings every connection it hands out by default: a second round
+            // trip (on SQLite, a second hop to the connection's thread) for every
+            // query. A connection used within the last few seconds is handed out as
+            // it is; one idle for longer is pinged first, and replaced if the
+            // database hung up on it.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    use sqlx::Connection as _;
+                    if meta.idle_for > Duration::from_secs(5) {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .max_connections(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,

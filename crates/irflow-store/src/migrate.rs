@@ -88,6 +88,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_procedure_records.sql"),
         postgres: include_str!("../migrations/postgres/0013_procedure_records.sql"),
     },
+    Migration {
+        version: 14,
+        name: "busy_index",
+        sqlite: include_str!("../migrations/sqlite/0014_busy_index.sql"),
+        postgres: include_str!("../migrations/postgres/0014_busy_index.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -183,7 +183,7 @@ fn request_from(
         duration_minutes: u32::from(procedure.duration_minutes),
         not_before,
         from,
-        days_ahead: 60,
+        days_ahead: SEARCH_DAYS,
         limit,
         step_minutes: 10,
         monitoring_minutes: decision.monitoring_minutes,
@@ -250,6 +250,9 @@ fn option_value(state: &AppState, dept: &irflow_store::Department, o: &SlotOptio
     })
 }
 
+/// How many days ahead a search looks.
+const SEARCH_DAYS: u32 = 60;
+
 /// The earliest bookable options for a case from a date. A booked case's own
 /// appointment does not block it (these are the times it could move to).
 pub(crate) async fn options(
@@ -268,6 +271,11 @@ pub(crate) async fn options(
         // The receiver is gone only if the context read failed first.
         let _ = sender.send(department(state).await);
     };
+    let (ahead_sender, ahead_receiver) = tokio::sync::oneshot::channel();
+    // The first step's bookings are read beside the context too (ids and times, not
+    // patient data); the search uses them if its first step turns out to start on
+    // `from` (not later, for a screening's earliest safe date), else reads its own.
+    let read_ahead = state.store().read_ahead(from, SEARCH_DAYS);
     let search = state
         .store()
         .scheduling_context_then(actor, id, |ctx| async move {
@@ -276,10 +284,17 @@ pub(crate) async fn options(
             })??;
             let req = request_from(state, &dept, &ctx, from, limit)?;
             let own = ctx.appointment.as_ref().map(|a| a.id);
-            let found = state.store().search_slots_in(&dept, &req, own).await?;
+            let ahead = ahead_receiver.await.ok().flatten();
+            let found = state
+                .store()
+                .search_slots_ahead(&dept, &req, own, ahead)
+                .await?;
             Ok::<_, AppError>((dept, found))
         });
-    let ((), found) = tokio::join!(send_department, search);
+    let send_ahead = async move {
+        let _ = ahead_sender.send(read_ahead.await);
+    };
+    let ((), (), found) = tokio::join!(send_department, send_ahead, search);
     found.map_err(crate::pages::case_error)?
 }
 

@@ -229,19 +229,31 @@ impl Scope {
     }
 }
 
-/// The columns of a case summary; a macro so that queries stay static strings.
-macro_rules! case_select {
+/// The columns of a case summary (read by `case_from_row`); macros so that queries
+/// stay static strings.
+macro_rules! case_columns {
     () => {
-        "SELECT c.id, c.state, c.patient_id, p.family_name, p.given_name, p.mrn,
+        "c.id, c.state, c.patient_id, p.family_name, p.given_name, p.mrn,
                 p.date_of_birth, c.procedure_code, c.procedure_name, c.referrer_id,
                 u.display_name AS referrer_name, u.organization AS referrer_organization,
                 c.deferred_until, c.created_at, c.updated_at, c.version, c.urgency, c.levels,
                 c.side, c.patient_review, c.indication, c.icd10, c.prior_imaging_modality,
                 c.prior_imaging_date, c.prior_imaging_place, c.blood_thinners, c.clinical_notes,
-                c.channel, c.entered_by
-         FROM cases c JOIN patients p ON p.id = c.patient_id JOIN users u ON u.id = c.referrer_id"
+                c.channel, c.entered_by"
     };
 }
+/// The tables `case_columns!` reads.
+macro_rules! case_tables {
+    () => {
+        " FROM cases c JOIN patients p ON p.id = c.patient_id JOIN users u ON u.id = c.referrer_id"
+    };
+}
+macro_rules! case_select {
+    () => {
+        concat!("SELECT ", case_columns!(), case_tables!())
+    };
+}
+pub(crate) use {case_columns, case_tables};
 
 fn date_column(row: &AnyRow, column: &str) -> Result<Option<Date>> {
     let raw: Option<String> = row.try_get(column)?;
@@ -284,7 +296,7 @@ fn referral_from_row(row: &AnyRow) -> Result<ReferralRecord> {
     })
 }
 
-fn case_from_row(row: &AnyRow) -> Result<CaseSummary> {
+pub(crate) fn case_from_row(row: &AnyRow) -> Result<CaseSummary> {
     let state: String = row.try_get("state")?;
     let dob: String = row.try_get("date_of_birth")?;
     let urgency: String = row.try_get("urgency")?;

@@ -390,7 +390,8 @@ impl Store {
             Some(dept) if dept.site == *site => self.search_slots_in(&dept, req, exclude).await,
             _ => {
                 let config = self.slot_config(site).await?;
-                self.staged_search(site, config, None, req, exclude).await
+                self.staged_search(site, config, None, req, exclude, None)
+                    .await
             }
         }
     }
@@ -402,8 +403,52 @@ impl Store {
         req: &SlotRequest,
         exclude: Option<i64>,
     ) -> Result<Vec<SlotOption>> {
-        self.staged_search(&dept.site, dept.config.clone(), Some(dept), req, exclude)
-            .await
+        self.search_slots_ahead(dept, req, exclude, None).await
+    }
+
+    /// As [`Store::search_slots_in`], with the first step's bookings already read by
+    /// [`Store::read_ahead`] when it read what this search's first step needs.
+    pub async fn search_slots_ahead(
+        &self,
+        dept: &Department,
+        req: &SlotRequest,
+        exclude: Option<i64>,
+        ahead: Option<ReadAhead>,
+    ) -> Result<Vec<SlotOption>> {
+        self.staged_search(
+            &dept.site,
+            dept.config.clone(),
+            Some(dept),
+            req,
+            exclude,
+            ahead,
+        )
+        .await
+    }
+
+    /// Reads the bookings that a search from `day` looks at first (its first open
+    /// day), in the department last read by [`Store::department`], so that the read
+    /// can go out beside the case's context read instead of after it. `None` when no
+    /// department has been read yet or the read fails: the search then reads them
+    /// itself. Ids and times only (not patient data, no audit).
+    pub async fn read_ahead(&self, day: Date, horizon: u32) -> Option<ReadAhead> {
+        let dept = self.department.lock().ok()?.clone()?;
+        let tz = dept.config.tz.clone();
+        let days = *stage_ends(&dept.config, day, horizon).first()?;
+        let from = day.to_zoned_datetime(tz.clone()).ok()?.timestamp();
+        let until = day
+            .checked_add(jiff::Span::new().days(i64::from(days)))
+            .ok()?
+            .to_zoned_datetime(tz)
+            .ok()?
+            .timestamp();
+        let booked = self.booked_between(dept.site.id, from, until).await.ok()?;
+        Some(ReadAhead {
+            site: dept.site.id,
+            from,
+            until,
+            booked,
+        })
     }
 
     async fn staged_search(
@@ -413,6 +458,7 @@ impl Store {
         dept: Option<&Department>,
         req: &SlotRequest,
         exclude: Option<i64>,
+        mut ahead: Option<ReadAhead>,
     ) -> Result<Vec<SlotOption>> {
         let tz = res.tz.clone();
         let first_day = req
@@ -439,8 +485,19 @@ impl Store {
             let closures = dept
                 .filter(|d| d.loaded_at <= loaded)
                 .map(|d| &d.closures[..]);
-            self.add_busy_with(&mut res, site, loaded, until, exclude, closures)
-                .await?;
+            // What was read ahead serves the first step when it covers it: it holds
+            // everything busy after `loaded` that starts before `until` (and perhaps
+            // bookings over before `loaded`, which no option can meet).
+            match ahead.take() {
+                Some(a) if a.site == site.id && a.from <= loaded && a.until == until => {
+                    add_booked(&mut res, &a.booked, exclude)?;
+                    self.add_closures(&mut res, loaded, until, closures).await?;
+                }
+                _ => {
+                    self.add_busy_with(&mut res, site, loaded, until, exclude, closures)
+                        .await?;
+                }
+            }
             loaded = until;
             let found = find_slots(
                 &res,
@@ -1016,24 +1073,6 @@ impl Store {
         appointment_from_row(&row)
     }
 
-    /// The case's booked appointment, if any, in one read (no scope check, no audit:
-    /// for callers that have done both).
-    pub(crate) async fn booked_appointment_of(
-        &self,
-        case_id: CaseId,
-    ) -> Result<Option<AppointmentRecord>> {
-        let row = sqlx::query(self.sql(
-            "SELECT a.id, a.case_id, a.site_id, a.room_id, r.name AS room_name, a.radiologist_id, u.display_name AS radiologist_name,
-                    a.chair_id, a.starts_at, a.ends_at, a.chair_starts_at, a.chair_ends_at, a.status, a.attendance
-             FROM appointments a JOIN rooms r ON r.id = a.room_id JOIN users u ON u.id = a.radiologist_id
-             WHERE a.id = (SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked')",
-        ))
-        .bind(case_id.get())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(appointment_from_row).transpose()
-    }
-
     /// The case's current (booked) appointment, if any (audited read).
     pub async fn appointment_for_case(
         &self,
@@ -1181,26 +1220,42 @@ fn admin_only(actor: &Actor) -> Result<()> {
 }
 
 fn appointment_from_row(row: &AnyRow) -> Result<AppointmentRecord> {
-    let cs: Option<i64> = row.try_get("chair_starts_at")?;
-    let ce: Option<i64> = row.try_get("chair_ends_at")?;
+    appointment_from_prefixed(row, "")
+}
+
+/// An appointment from a row whose appointment columns are named `{prefix}id` and so
+/// on (as `booked_appointment_of` reads them, prefixed when joined to other tables).
+pub(crate) fn appointment_from_prefixed(row: &AnyRow, prefix: &str) -> Result<AppointmentRecord> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let cs: Option<i64> = row.try_get(&*col("chair_starts_at"))?;
+    let ce: Option<i64> = row.try_get(&*col("chair_ends_at"))?;
     Ok(AppointmentRecord {
-        id: row.try_get("id")?,
-        case_id: CaseId::new(row.try_get("case_id")?),
-        site_id: row.try_get("site_id")?,
-        room_id: row.try_get("room_id")?,
-        room_name: row.try_get("room_name")?,
-        radiologist_id: row.try_get("radiologist_id")?,
-        radiologist_name: row.try_get("radiologist_name")?,
-        chair_id: row.try_get("chair_id")?,
-        start: from_micros(row.try_get("starts_at")?)?,
-        end: from_micros(row.try_get("ends_at")?)?,
+        id: row.try_get(&*col("id"))?,
+        case_id: CaseId::new(row.try_get(&*col("case_id"))?),
+        site_id: row.try_get(&*col("site_id"))?,
+        room_id: row.try_get(&*col("room_id"))?,
+        room_name: row.try_get(&*col("room_name"))?,
+        radiologist_id: row.try_get(&*col("radiologist_id"))?,
+        radiologist_name: row.try_get(&*col("radiologist_name"))?,
+        chair_id: row.try_get(&*col("chair_id"))?,
+        start: from_micros(row.try_get(&*col("starts_at"))?)?,
+        end: from_micros(row.try_get(&*col("ends_at"))?)?,
         chair_window: match (cs, ce) {
             (Some(s), Some(e)) => Some((from_micros(s)?, from_micros(e)?)),
             _ => None,
         },
-        status: row.try_get("status")?,
-        attendance: row.try_get("attendance")?,
+        status: row.try_get(&*col("status"))?,
+        attendance: row.try_get(&*col("attendance"))?,
     })
+}
+
+/// The bookings of a search's first step, read ahead ([`Store::read_ahead`]).
+#[derive(Debug, Clone)]
+pub struct ReadAhead {
+    site: i64,
+    from: Timestamp,
+    until: Timestamp,
+    booked: Vec<[i64; 9]>,
 }
 
 /// A room as listed.

@@ -142,6 +142,47 @@ fn may_screen(actor: &Actor) -> Result<()> {
     }
 }
 
+/// The columns of a screening's actions, read by [`screening_with`].
+macro_rules! action_select {
+    () => {
+        "SELECT id, screening_id, rule_id, kind, description, status, cleared, decided_by, notes,
+                completed_by, completed_at
+         FROM screening_actions"
+    };
+}
+
+/// A screening row and its action rows, as a record.
+fn screening_with(row: &AnyRow, actions: &[AnyRow]) -> Result<ScreeningRecord> {
+    screening_from_prefixed(row, "", actions)
+}
+
+/// As [`screening_with`], from a row whose screening columns are named `{prefix}id`
+/// and so on (when joined to other tables).
+pub(crate) fn screening_from_prefixed(
+    row: &AnyRow,
+    prefix: &str,
+    actions: &[AnyRow],
+) -> Result<ScreeningRecord> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let outcome: String = row.try_get(&*col("outcome"))?;
+    let esd: Option<String> = row.try_get(&*col("earliest_safe_date"))?;
+    let unverified: i64 = row.try_get(&*col("uses_unverified"))?;
+    Ok(ScreeningRecord {
+        id: row.try_get(&*col("id"))?,
+        case_id: CaseId::new(row.try_get(&*col("case_id"))?),
+        facts_json: row.try_get(&*col("facts"))?,
+        decision_json: row.try_get(&*col("decision"))?,
+        outcome: parse_stored("decision", &outcome)?,
+        earliest_safe_date: esd.map(|d| parse_stored("date", &d)).transpose()?,
+        pack_name: row.try_get(&*col("pack_name"))?,
+        pack_version: row.try_get(&*col("pack_version"))?,
+        uses_unverified: unverified != 0,
+        screened_by: row.try_get(&*col("screened_by"))?,
+        at: from_micros(row.try_get(&*col("at"))?)?,
+        actions: actions.iter().map(action_from_row).collect::<Result<_>>()?,
+    })
+}
+
 impl Store {
     /// Records a screening and moves the case: defer → deferred (until the earliest
     /// safe date, if there is one), open actions → awaiting action, otherwise ready.
@@ -332,24 +373,32 @@ impl Store {
         self.screening_by_id(screening_id).await
     }
 
-    /// The case's latest screening, if any, without a scope check or audit (for
-    /// callers that have done both): the row and its actions, two reads.
-    pub(crate) async fn latest_screening_of(
-        &self,
-        case_id: CaseId,
-    ) -> Result<Option<ScreeningRecord>> {
-        let row = sqlx::query(self.sql(
-            "SELECT id, case_id, facts, decision, outcome, earliest_safe_date, pack_name, pack_version,
-                    uses_unverified, screened_by, at
-             FROM screenings WHERE id = (SELECT MAX(id) FROM screenings WHERE case_id = ?)",
-        ))
+    /// The actions of the case's latest screening, chosen by the case (so that they
+    /// can be read beside the screening itself; see [`Store::actions_checked`]).
+    pub(crate) async fn latest_actions_of(&self, case_id: CaseId) -> Result<Vec<AnyRow>> {
+        Ok(sqlx::query(self.sql(concat!(
+            action_select!(),
+            " WHERE screening_id = (SELECT MAX(id) FROM screenings WHERE case_id = ?) ORDER BY id"
+        )))
         .bind(case_id.get())
-        .fetch_optional(&self.pool)
-        .await?;
-        match row {
-            Some(row) => self.screening_from(row).await.map(Some),
-            None => Ok(None),
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// `actions` if they belong to screening `id`, else that screening's actions read
+    /// again (a screening recorded between the two reads).
+    pub(crate) async fn actions_checked(
+        &self,
+        id: i64,
+        actions: Vec<AnyRow>,
+    ) -> Result<Vec<AnyRow>> {
+        if actions
+            .iter()
+            .all(|a| a.try_get::<i64, _>("screening_id").ok() == Some(id))
+        {
+            return Ok(actions);
         }
+        self.actions_of(id).await
     }
 
     async fn screening_by_id(&self, id: i64) -> Result<ScreeningRecord> {
@@ -366,31 +415,18 @@ impl Store {
 
     /// A screening row completed with its actions.
     async fn screening_from(&self, row: AnyRow) -> Result<ScreeningRecord> {
-        let id: i64 = row.try_get("id")?;
-        let actions = sqlx::query(self.sql(
-            "SELECT id, rule_id, kind, description, status, cleared, decided_by, notes, completed_by, completed_at
-             FROM screening_actions WHERE screening_id = ? ORDER BY id",
-        ))
-        .bind(id)
+        let actions = self.actions_of(row.try_get("id")?).await?;
+        screening_with(&row, &actions)
+    }
+
+    async fn actions_of(&self, screening: i64) -> Result<Vec<AnyRow>> {
+        Ok(sqlx::query(self.sql(concat!(
+            action_select!(),
+            " WHERE screening_id = ? ORDER BY id"
+        )))
+        .bind(screening)
         .fetch_all(&self.pool)
-        .await?;
-        let outcome: String = row.try_get("outcome")?;
-        let esd: Option<String> = row.try_get("earliest_safe_date")?;
-        let unverified: i64 = row.try_get("uses_unverified")?;
-        Ok(ScreeningRecord {
-            id: row.try_get("id")?,
-            case_id: CaseId::new(row.try_get("case_id")?),
-            facts_json: row.try_get("facts")?,
-            decision_json: row.try_get("decision")?,
-            outcome: parse_stored("decision", &outcome)?,
-            earliest_safe_date: esd.map(|d| parse_stored("date", &d)).transpose()?,
-            pack_name: row.try_get("pack_name")?,
-            pack_version: row.try_get("pack_version")?,
-            uses_unverified: unverified != 0,
-            screened_by: row.try_get("screened_by")?,
-            at: from_micros(row.try_get("at")?)?,
-            actions: actions.iter().map(action_from_row).collect::<Result<_>>()?,
-        })
+        .await?)
     }
 
     /// The case's latest screening, if any (audited as a read of the case's screening).

@@ -9,7 +9,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditOutcome, NewAuditEvent};
-use crate::cases::{hide_denial, outcome_of, scope_of};
+use crate::cases::{case_columns, case_from_row, case_tables, hide_denial, outcome_of, scope_of};
+use crate::scheduling::appointment_from_prefixed;
+use crate::screening::screening_from_prefixed;
 use crate::{AppointmentRecord, Result, Store, StoreError, from_micros, micros, parse_stored};
 
 /// When the patient would rather come.
@@ -123,29 +125,6 @@ impl Store {
         }
     }
 
-    /// The plan and the preferences in one read.
-    async fn select_plan_and_preferences(&self, case: CaseId) -> Result<(CasePlan, Preferences)> {
-        let row = sqlx::query(self.sql(
-            "SELECT c.planned_guidance, c.planned_contrast, c.plan_note,
-                    p.days, p.time_of_day, p.note AS preference_note
-             FROM cases c LEFT JOIN case_preferences p ON p.case_id = c.id WHERE c.id = ?",
-        ))
-        .bind(case.get())
-        .fetch_one(&self.pool)
-        .await?;
-        let plan = plan_from(&row)?;
-        let days: Option<String> = row.try_get("days")?;
-        let preferences = match days {
-            None => Preferences::default(),
-            Some(days) => preferences_from(
-                days,
-                row.try_get("time_of_day")?,
-                row.try_get("preference_note")?,
-            )?,
-        };
-        Ok((plan, preferences))
-    }
-
     /// Everything booking a case needs, read once with one audit event: the case, the
     /// radiologist's plan, the patient's preferences, the latest screening and the
     /// booked appointment. (Read piece by piece it cost six audited reads a search.)
@@ -197,23 +176,56 @@ impl Store {
         actor: &Actor,
         case: CaseId,
     ) -> Result<SchedulingContext> {
-        // The four reads go out at once, each on its own pooled connection: a search
-        // waits for the slowest round trip, not the sum of them. Nothing read is
-        // returned unless the case is in the actor's scope.
+        // Two reads, at once: the case with its plan, preferences, latest screening and
+        // booked appointment in one row, and the screening's actions beside it (each
+        // statement is a round trip, and on PostgreSQL a server process to wake). Nothing
+        // read is returned unless the case is in the actor's scope.
         let scope = scope_of(actor)?;
-        let (summary, plan_and_preferences, screening, appointment) = tokio::join!(
-            self.case_summary(case),
-            self.select_plan_and_preferences(case),
-            self.latest_screening_of(case),
-            self.booked_appointment_of(case),
-        );
-        let summary = summary?;
+        let row = sqlx::query(self.sql(concat!(
+            "SELECT ",
+            case_columns!(),
+            ", c.planned_guidance, c.planned_contrast, c.plan_note,
+               pp.days, pp.time_of_day, pp.note AS preference_note,
+               s.id AS s_id, s.case_id AS s_case_id, s.facts AS s_facts, s.decision AS s_decision,
+               s.outcome AS s_outcome, s.earliest_safe_date AS s_earliest_safe_date,
+               s.pack_name AS s_pack_name, s.pack_version AS s_pack_version,
+               s.uses_unverified AS s_uses_unverified, s.screened_by AS s_screened_by, s.at AS s_at,
+               a.id AS a_id, a.case_id AS a_case_id, a.site_id AS a_site_id, a.room_id AS a_room_id,
+               ar.name AS a_room_name, a.radiologist_id AS a_radiologist_id,
+               au.display_name AS a_radiologist_name, a.chair_id AS a_chair_id,
+               a.starts_at AS a_starts_at, a.ends_at AS a_ends_at,
+               a.chair_starts_at AS a_chair_starts_at, a.chair_ends_at AS a_chair_ends_at,
+               a.status AS a_status, a.attendance AS a_attendance",
+            case_tables!(),
+            " LEFT JOIN case_preferences pp ON pp.case_id = c.id
+              LEFT JOIN screenings s
+                     ON s.id = (SELECT MAX(id) FROM screenings WHERE case_id = c.id)
+              LEFT JOIN appointments a
+                     ON a.id = (SELECT MAX(id) FROM appointments WHERE case_id = c.id AND status = 'booked')
+              LEFT JOIN rooms ar ON ar.id = a.room_id
+              LEFT JOIN users au ON au.id = a.radiologist_id
+              WHERE c.id = ?"
+        )))
+        .bind(case.get())
+        .fetch_optional(&self.pool);
+        let (row, actions) = tokio::join!(row, self.latest_actions_of(case));
+        let row = row?.ok_or(StoreError::NotFound)?;
+        let summary = case_from_row(&row)?;
         if !scope.allows(summary.referrer_id) {
             return Err(StoreError::Denied("not a case this referrer referred"));
         }
-        let (plan, preferences) = plan_and_preferences?;
-        let screening = screening?;
-        let appointment = appointment?;
+        let (plan, preferences) = plan_and_preferences_from(&row)?;
+        let screening = match row.try_get::<Option<i64>, _>("s_id")? {
+            None => None,
+            Some(id) => {
+                let actions = self.actions_checked(id, actions?).await?;
+                Some(screening_from_prefixed(&row, "s_", &actions)?)
+            }
+        };
+        let appointment = match row.try_get::<Option<i64>, _>("a_id")? {
+            None => None,
+            Some(_) => Some(appointment_from_prefixed(&row, "a_")?),
+        };
         Ok(SchedulingContext {
             case: summary,
             plan,
@@ -597,6 +609,21 @@ fn schedulers_only(actor: &Actor) -> Result<()> {
         Some(Role::Scheduler | Role::Admin) | None => Ok(()),
         _ => Err(StoreError::Denied("the waitlist is kept by schedulers")),
     }
+}
+
+/// The plan and preferences columns as `select_plan_and_preferences` names them.
+fn plan_and_preferences_from(row: &AnyRow) -> Result<(CasePlan, Preferences)> {
+    let plan = plan_from(row)?;
+    let days: Option<String> = row.try_get("days")?;
+    let preferences = match days {
+        None => Preferences::default(),
+        Some(days) => preferences_from(
+            days,
+            row.try_get("time_of_day")?,
+            row.try_get("preference_note")?,
+        )?,
+    };
+    Ok((plan, preferences))
 }
 
 fn plan_from(row: &AnyRow) -> Result<CasePlan> {

@@ -1230,6 +1230,26 @@ async fn searches_leave_out_booked_time_except_the_one_moved(db: &TestDatabase) 
         others.len() + 5,
         "09:40-10:20 come free: {moving:?}"
     );
+    // With the first step's bookings read ahead (as the API reads them, beside the
+    // case's context): the same options when the read covers the first step, and when
+    // it does not (read from the day before, a closed Sunday) the search reads its own.
+    let dept = store.department().await.unwrap().unwrap();
+    assert_eq!(dept.site, site);
+    let day_before = request.from.yesterday().unwrap();
+    for (from, exclude, expected) in [
+        (request.from, None, &others),
+        (request.from, Some(booked.id), &moving),
+        (day_before, None, &others),
+        (day_before, Some(booked.id), &moving),
+    ] {
+        let ahead = store.read_ahead(from, request.days_ahead).await;
+        assert!(ahead.is_some(), "the department is in memory");
+        let found = store
+            .search_slots_ahead(&dept, &request, exclude, ahead)
+            .await
+            .unwrap();
+        assert_eq!(&starts(&found), expected, "read ahead from {from}");
+    }
 }
 on_every_backend!(
     searches_leave_out_booked_time_except_the_one_moved_everywhere,

@@ -1224,7 +1224,7 @@ fn appointment_from_row(row: &AnyRow) -> Result<AppointmentRecord> {
 }
 
 /// An appointment from a row whose appointment columns are named `{prefix}id` and so
-/// on (as `booked_appointment_of` reads them, prefixed when joined to other tables).
+/// on (as `appointment_by_id` reads them, prefixed when joined to other tables).
 pub(crate) fn appointment_from_prefixed(row: &AnyRow, prefix: &str) -> Result<AppointmentRecord> {
     let col = |name: &str| format!("{prefix}{name}");
     let cs: Option<i64> = row.try_get(&*col("chair_starts_at"))?;

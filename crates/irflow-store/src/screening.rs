@@ -142,7 +142,7 @@ fn may_screen(actor: &Actor) -> Result<()> {
     }
 }
 
-/// The columns of a screening's actions, read by [`screening_with`].
+/// The columns of a screening's actions, read by `action_from_row`.
 macro_rules! action_select {
     () => {
         "SELECT id, screening_id, rule_id, kind, description, status, cleared, decided_by, notes,
@@ -151,13 +151,8 @@ macro_rules! action_select {
     };
 }
 
-/// A screening row and its action rows, as a record.
-fn screening_with(row: &AnyRow, actions: &[AnyRow]) -> Result<ScreeningRecord> {
-    screening_from_prefixed(row, "", actions)
-}
-
-/// As [`screening_with`], from a row whose screening columns are named `{prefix}id`
-/// and so on (when joined to other tables).
+/// A screening row and its action rows, as a record; the screening's columns are named
+/// `{prefix}id` and so on (prefixed when joined to other tables, `""` otherwise).
 pub(crate) fn screening_from_prefixed(
     row: &AnyRow,
     prefix: &str,
@@ -416,7 +411,7 @@ impl Store {
     /// A screening row completed with its actions.
     async fn screening_from(&self, row: AnyRow) -> Result<ScreeningRecord> {
         let actions = self.actions_of(row.try_get("id")?).await?;
-        screening_with(&row, &actions)
+        screening_from_prefixed(&row, "", &actions)
     }
 
     async fn actions_of(&self, screening: i64) -> Result<Vec<AnyRow>> {

@@ -68,11 +68,14 @@ pub(crate) async fn site(state: &AppState) -> Result<SiteRecord, AppError> {
 pub(crate) async fn department(
     state: &AppState,
 ) -> Result<std::sync::Arc<irflow_store::Department>, AppError> {
-    state
-        .store()
-        .department()
-        .await?
-        .ok_or_else(|| AppError::Conflict("no site is configured yet: an administrator adds rooms, radiologists and their hours first".to_owned()))
+    state.store().department().await?.ok_or_else(no_site)
+}
+
+fn no_site() -> AppError {
+    AppError::Conflict(
+        "no site is configured yet: an administrator adds rooms, radiologists and their hours first"
+            .to_owned(),
+    )
 }
 
 /// The slot request for a case: procedure, modalities, duration, monitoring and the
@@ -262,39 +265,23 @@ pub(crate) async fn options(
     from: jiff::civil::Date,
     limit: usize,
 ) -> Result<(std::sync::Arc<irflow_store::Department>, Vec<SlotOption>), AppError> {
-    // The department snapshot (one version read) is fetched alongside the case's
-    // context (a round trip saved where the database is on another machine); the
-    // search runs while the context read's audit event is committed, and the
-    // options are returned only once all of it is done.
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    let send_department = async move {
-        // The receiver is gone only if the context read failed first.
-        let _ = sender.send(department(state).await);
-    };
-    let (ahead_sender, ahead_receiver) = tokio::sync::oneshot::channel();
-    // The first step's bookings are read beside the context too (ids and times, not
-    // patient data); the search uses them if its first step turns out to start on
-    // `from` (not later, for a screening's earliest safe date), else reads its own.
-    let read_ahead = state.store().read_ahead(from, SEARCH_DAYS);
-    let search = state
+    // One statement reads the case's context, checks the department's version and
+    // reads the bookings of the search's first step; the search runs while the
+    // read's audit event is committed, and the options are returned only once all
+    // of it is done.
+    let found = state
         .store()
-        .scheduling_context_then(actor, id, |ctx| async move {
-            let dept = receiver.await.map_err(|_| {
-                AppError::Internal("the department snapshot was not read".to_owned())
-            })??;
-            let req = request_from(state, &dept, &ctx, from, limit)?;
-            let own = ctx.appointment.as_ref().map(|a| a.id);
-            let ahead = ahead_receiver.await.ok().flatten();
+        .search_start_then(actor, id, (from, SEARCH_DAYS), |start| async move {
+            let dept = start.department.ok_or_else(no_site)?;
+            let req = request_from(state, &dept, &start.context, from, limit)?;
+            let own = start.context.appointment.as_ref().map(|a| a.id);
             let found = state
                 .store()
-                .search_slots_ahead(&dept, &req, own, ahead)
+                .search_slots_ahead(&dept, &req, own, start.ahead)
                 .await?;
             Ok::<_, AppError>((dept, found))
-        });
-    let send_ahead = async move {
-        let _ = ahead_sender.send(read_ahead.await);
-    };
-    let ((), (), found) = tokio::join!(send_department, send_ahead, search);
+        })
+        .await;
     found.map_err(crate::pages::case_error)?
 }
 

@@ -74,7 +74,7 @@ pub use scheduling::{
 };
 pub use screening::{ActionRecord, ActionStatus, NewScreening, ScreeningRecord};
 pub use users::{ApiTokenRecord, NewUser, SessionRecord, UserRecord};
-pub use waitlist::{CasePlan, Preferences, SchedulingContext, WaitlistEntry};
+pub use waitlist::{CasePlan, Preferences, SchedulingContext, SearchStart, WaitlistEntry};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

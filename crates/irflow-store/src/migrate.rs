@@ -94,6 +94,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_busy_index.sql"),
         postgres: include_str!("../migrations/postgres/0014_busy_index.sql"),
     },
+    Migration {
+        version: 15,
+        name: "actions_index",
+        sqlite: include_str!("../migrations/sqlite/0015_actions_index.sql"),
+        postgres: include_str!("../migrations/postgres/0015_actions_index.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -19,6 +19,44 @@ use crate::audit::{AuditOutcome, NewAuditEvent};
 use crate::cases::{Timeline, hide_denial, outcome_of, scope_of};
 use crate::{Result, Store, StoreError, from_micros, micros, parse_stored};
 
+// The bookings busy in a window of a site, as one row, not one per booking: through
+// sqlx's `Any` driver each row costs microseconds (on SQLite a message from the
+// connection's worker thread and a column conversion per row), which was most of a
+// search's time. The bookings come back as one string of numbers, nine per booking
+// (`parse_booked`). Parameters: the site; the window's start less a day, so that
+// the index range is the window and not all history (no booking, with turnaround and
+// recovery chair, lasts a day); the window's end; its start twice (what is busy
+// after it is then picked exactly).
+macro_rules! busy_where {
+    () => {
+        " FROM appointments a JOIN rooms r ON r.id = a.room_id
+         WHERE a.status = 'booked' AND a.site_id = ?
+           AND a.starts_at >= ? AND a.starts_at < ?
+           AND (a.ends_at + r.turnaround_minutes * 60000000 > ? OR COALESCE(a.chair_ends_at, 0) > ?)"
+    };
+}
+macro_rules! booked_sqlite {
+    () => {
+        concat!(
+            "SELECT group_concat(a.id || ' ' || a.room_id || ' ' || a.radiologist_id || ' ' || a.starts_at
+                    || ' ' || a.ends_at || ' ' || r.turnaround_minutes || ' ' || COALESCE(a.chair_id, 0)
+                    || ' ' || COALESCE(a.chair_starts_at, 0) || ' ' || COALESCE(a.chair_ends_at, 0), ' ')",
+            busy_where!()
+        )
+    };
+}
+macro_rules! booked_postgres {
+    () => {
+        concat!(
+            "SELECT string_agg(concat_ws(' ', a.id, a.room_id, a.radiologist_id, a.starts_at, a.ends_at,
+                    r.turnaround_minutes, COALESCE(a.chair_id, 0),
+                    COALESCE(a.chair_starts_at, 0), COALESCE(a.chair_ends_at, 0)), ' ')",
+            busy_where!()
+        )
+    };
+}
+pub(crate) use {booked_postgres, booked_sqlite, busy_where};
+
 /// The department's configuration as of one `resource_version`: the default site,
 /// the procedure catalogue, the site's rooms, chairs and radiologists' names, what
 /// slot searches are configured from (weekly hours, credentials, turnarounds) and
@@ -406,8 +444,8 @@ impl Store {
         self.search_slots_ahead(dept, req, exclude, None).await
     }
 
-    /// As [`Store::search_slots_in`], with the first step's bookings already read by
-    /// [`Store::read_ahead`] when it read what this search's first step needs.
+    /// As [`Store::search_slots_in`], with the first step's bookings already read
+    /// (by [`Store::search_start_then`]), used when they cover the first step.
     pub async fn search_slots_ahead(
         &self,
         dept: &Department,
@@ -426,12 +464,16 @@ impl Store {
         .await
     }
 
-    /// Reads the bookings that a search from `day` looks at first (its first open
-    /// day), in the department last read by [`Store::department`], so that the read
-    /// can go out beside the case's context read instead of after it. `None` when no
-    /// department has been read yet or the read fails: the search then reads them
-    /// itself. Ids and times only (not patient data, no audit).
-    pub async fn read_ahead(&self, day: Date, horizon: u32) -> Option<ReadAhead> {
+    /// The window a search from `day` looks at first (its first open day), in the
+    /// department last read by [`Store::department`]: the site, the window's start
+    /// and end. `None` when no department has been read yet. Its bookings can then be
+    /// read beside the case's context (see [`Store::search_start_then`]) instead of
+    /// after it.
+    pub(crate) fn ahead_window(
+        &self,
+        day: Date,
+        horizon: u32,
+    ) -> Option<(i64, Timestamp, Timestamp)> {
         let dept = self.department.lock().ok()?.clone()?;
         let tz = dept.config.tz.clone();
         let days = *stage_ends(&dept.config, day, horizon).first()?;
@@ -442,13 +484,7 @@ impl Store {
             .to_zoned_datetime(tz)
             .ok()?
             .timestamp();
-        let booked = self.booked_between(dept.site.id, from, until).await.ok()?;
-        Some(ReadAhead {
-            site: dept.site.id,
-            from,
-            until,
-            booked,
-        })
+        Some((dept.site.id, from, until))
     }
 
     async fn staged_search(
@@ -547,6 +583,15 @@ impl Store {
         let version: i64 = sqlx::query_scalar("SELECT version FROM resource_version WHERE id = 1")
             .fetch_one(&self.pool)
             .await?;
+        self.department_at(version).await
+    }
+
+    /// The department as of `version` (just read): the copy in memory if it is that
+    /// version, else read afresh.
+    pub(crate) async fn department_at(
+        &self,
+        version: i64,
+    ) -> Result<Option<std::sync::Arc<Department>>> {
         if let Ok(cache) = self.department.lock()
             && let Some(d) = cache.as_ref()
             && d.version == version
@@ -728,68 +773,19 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<[i64; 9]>> {
-        // One row, not one per booking: through sqlx's `Any` driver each row costs
-        // microseconds (on SQLite a message from the connection's worker thread and a
-        // column conversion per row), which was most of a search's time. The bookings
-        // come back as one string of numbers, nine per booking.
-        macro_rules! busy_where {
-            () => {
-                " FROM appointments a JOIN rooms r ON r.id = a.room_id
-                 WHERE a.status = 'booked' AND a.site_id = ?
-                   AND a.starts_at >= ? AND a.starts_at < ?
-                   AND (a.ends_at + r.turnaround_minutes * 60000000 > ? OR COALESCE(a.chair_ends_at, 0) > ?)"
-            };
-        }
         let query = match self.backend {
-            crate::Backend::Sqlite => concat!(
-                "SELECT group_concat(a.id || ' ' || a.room_id || ' ' || a.radiologist_id || ' ' || a.starts_at
-                        || ' ' || a.ends_at || ' ' || r.turnaround_minutes || ' ' || COALESCE(a.chair_id, 0)
-                        || ' ' || COALESCE(a.chair_starts_at, 0) || ' ' || COALESCE(a.chair_ends_at, 0), ' ')",
-                busy_where!()
-            ),
-            crate::Backend::Postgres => concat!(
-                "SELECT string_agg(concat_ws(' ', a.id, a.room_id, a.radiologist_id, a.starts_at, a.ends_at,
-                        r.turnaround_minutes, COALESCE(a.chair_id, 0),
-                        COALESCE(a.chair_starts_at, 0), COALESCE(a.chair_ends_at, 0)), ' ')",
-                busy_where!()
-            ),
+            crate::Backend::Sqlite => booked_sqlite!(),
+            crate::Backend::Postgres => booked_postgres!(),
         };
         let booked: Option<String> = sqlx::query_scalar(self.sql(query))
             .bind(site)
-            // No booking (procedure, turnaround and recovery chair) lasts a day: the
-            // start is bounded from below too, so the index range is the window, not
-            // all history; what is busy after `from` is then picked exactly.
             .bind(micros(from - jiff::SignedDuration::from_hours(24)))
             .bind(micros(to))
             .bind(micros(from))
             .bind(micros(from))
             .fetch_one(&self.pool)
             .await?;
-        let numbers = booked
-            .as_deref()
-            .unwrap_or("")
-            .split_ascii_whitespace()
-            .map(|n| {
-                n.parse::<i64>().map_err(|_| {
-                    StoreError::Invalid(format!(
-                        "a booking's time or resource is not a number: {n:?}"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<i64>>>()?;
-        let rows = numbers.chunks_exact(9);
-        if !rows.remainder().is_empty() {
-            return Err(StoreError::Invalid(
-                "the bookings read for a search were cut short".to_owned(),
-            ));
-        }
-        Ok(rows
-            .map(|r| {
-                let mut row = [0; 9];
-                row.copy_from_slice(r);
-                row
-            })
-            .collect())
+        parse_booked(booked.as_deref())
     }
 
     /// Adds the closures between `from` and `to`: from `closures` (already read, all
@@ -1249,13 +1245,41 @@ pub(crate) fn appointment_from_prefixed(row: &AnyRow, prefix: &str) -> Result<Ap
     })
 }
 
-/// The bookings of a search's first step, read ahead ([`Store::read_ahead`]).
+/// The bookings read by `booked_sqlite!`/`booked_postgres!`: nine numbers each.
+pub(crate) fn parse_booked(booked: Option<&str>) -> Result<Vec<[i64; 9]>> {
+    let numbers = booked
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(|n| {
+            n.parse::<i64>().map_err(|_| {
+                StoreError::Invalid(format!(
+                    "a booking's time or resource is not a number: {n:?}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<i64>>>()?;
+    let rows = numbers.chunks_exact(9);
+    if !rows.remainder().is_empty() {
+        return Err(StoreError::Invalid(
+            "the bookings read for a search were cut short".to_owned(),
+        ));
+    }
+    Ok(rows
+        .map(|r| {
+            let mut row = [0; 9];
+            row.copy_from_slice(r);
+            row
+        })
+        .collect())
+}
+
+/// The bookings of a search's first step, read ahead ([`Store::search_start_then`]).
 #[derive(Debug, Clone)]
 pub struct ReadAhead {
-    site: i64,
-    from: Timestamp,
-    until: Timestamp,
-    booked: Vec<[i64; 9]>,
+    pub(crate) site: i64,
+    pub(crate) from: Timestamp,
+    pub(crate) until: Timestamp,
+    pub(crate) booked: Vec<[i64; 9]>,
 }
 
 /// A room as listed.

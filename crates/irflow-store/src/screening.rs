@@ -110,15 +110,21 @@ impl ScreeningRecord {
 }
 
 fn action_from_row(row: &AnyRow) -> Result<ActionRecord> {
-    let kind: String = row.try_get("kind")?;
-    let status: String = row.try_get("status")?;
-    let cleared: Option<i64> = row.try_get("cleared")?;
-    let completed_at: Option<i64> = row.try_get("completed_at")?;
+    action_from_prefixed(row, "")
+}
+
+/// An action row as a record; its columns are named `{prefix}id` and so on.
+pub(crate) fn action_from_prefixed(row: &AnyRow, prefix: &str) -> Result<ActionRecord> {
+    let col = |name: &str| format!("{prefix}{name}");
+    let kind: String = row.try_get(&*col("kind"))?;
+    let status: String = row.try_get(&*col("status"))?;
+    let cleared: Option<i64> = row.try_get(&*col("cleared"))?;
+    let completed_at: Option<i64> = row.try_get(&*col("completed_at"))?;
     Ok(ActionRecord {
-        id: row.try_get("id")?,
-        rule_id: row.try_get("rule_id")?,
+        id: row.try_get(&*col("id"))?,
+        rule_id: row.try_get(&*col("rule_id"))?,
         kind: parse_stored("action kind", &kind)?,
-        description: row.try_get("description")?,
+        description: row.try_get(&*col("description"))?,
         status: match status.as_str() {
             "open" => ActionStatus::Open,
             "done" => ActionStatus::Done,
@@ -126,9 +132,9 @@ fn action_from_row(row: &AnyRow) -> Result<ActionRecord> {
             other => return Err(StoreError::Corrupt(format!("action status {other:?}"))),
         },
         cleared: cleared.map(|c| c != 0),
-        decided_by: row.try_get("decided_by")?,
-        notes: row.try_get("notes")?,
-        completed_by: row.try_get("completed_by")?,
+        decided_by: row.try_get(&*col("decided_by"))?,
+        notes: row.try_get(&*col("notes"))?,
+        completed_by: row.try_get(&*col("completed_by"))?,
         completed_at: completed_at.map(from_micros).transpose()?,
     })
 }
@@ -151,12 +157,12 @@ macro_rules! action_select {
     };
 }
 
-/// A screening row and its action rows, as a record; the screening's columns are named
+/// A screening row and its actions, as a record; the screening's columns are named
 /// `{prefix}id` and so on (prefixed when joined to other tables, `""` otherwise).
 pub(crate) fn screening_from_prefixed(
     row: &AnyRow,
     prefix: &str,
-    actions: &[AnyRow],
+    actions: Vec<ActionRecord>,
 ) -> Result<ScreeningRecord> {
     let col = |name: &str| format!("{prefix}{name}");
     let outcome: String = row.try_get(&*col("outcome"))?;
@@ -174,7 +180,7 @@ pub(crate) fn screening_from_prefixed(
         uses_unverified: unverified != 0,
         screened_by: row.try_get(&*col("screened_by"))?,
         at: from_micros(row.try_get(&*col("at"))?)?,
-        actions: actions.iter().map(action_from_row).collect::<Result<_>>()?,
+        actions,
     })
 }
 
@@ -368,34 +374,6 @@ impl Store {
         self.screening_by_id(screening_id).await
     }
 
-    /// The actions of the case's latest screening, chosen by the case (so that they
-    /// can be read beside the screening itself; see [`Store::actions_checked`]).
-    pub(crate) async fn latest_actions_of(&self, case_id: CaseId) -> Result<Vec<AnyRow>> {
-        Ok(sqlx::query(self.sql(concat!(
-            action_select!(),
-            " WHERE screening_id = (SELECT MAX(id) FROM screenings WHERE case_id = ?) ORDER BY id"
-        )))
-        .bind(case_id.get())
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
-    /// `actions` if they belong to screening `id`, else that screening's actions read
-    /// again (a screening recorded between the two reads).
-    pub(crate) async fn actions_checked(
-        &self,
-        id: i64,
-        actions: Vec<AnyRow>,
-    ) -> Result<Vec<AnyRow>> {
-        if actions
-            .iter()
-            .all(|a| a.try_get::<i64, _>("screening_id").ok() == Some(id))
-        {
-            return Ok(actions);
-        }
-        self.actions_of(id).await
-    }
-
     async fn screening_by_id(&self, id: i64) -> Result<ScreeningRecord> {
         let row = sqlx::query(self.sql(
             "SELECT id, case_id, facts, decision, outcome, earliest_safe_date, pack_name, pack_version,
@@ -411,7 +389,8 @@ impl Store {
     /// A screening row completed with its actions.
     async fn screening_from(&self, row: AnyRow) -> Result<ScreeningRecord> {
         let actions = self.actions_of(row.try_get("id")?).await?;
-        screening_from_prefixed(&row, "", &actions)
+        let actions = actions.iter().map(action_from_row).collect::<Result<_>>()?;
+        screening_from_prefixed(&row, "", actions)
     }
 
     async fn actions_of(&self, screening: i64) -> Result<Vec<AnyRow>> {

@@ -10,8 +10,10 @@ use sqlx::any::AnyRow;
 
 use crate::audit::{AuditOutcome, NewAuditEvent};
 use crate::cases::{case_columns, case_from_row, case_tables, hide_denial, outcome_of, scope_of};
-use crate::scheduling::appointment_from_prefixed;
-use crate::screening::screening_from_prefixed;
+use crate::scheduling::{
+    ReadAhead, appointment_from_prefixed, booked_postgres, booked_sqlite, busy_where, parse_booked,
+};
+use crate::screening::{action_from_prefixed, screening_from_prefixed};
 use crate::{AppointmentRecord, Result, Store, StoreError, from_micros, micros, parse_stored};
 
 /// When the patient would rather come.
@@ -49,6 +51,17 @@ pub struct SchedulingContext {
     pub screening: Option<crate::ScreeningRecord>,
     /// The booked appointment, if any.
     pub appointment: Option<AppointmentRecord>,
+}
+
+/// What a slot search starts from (see [`Store::search_start_then`]).
+#[derive(Debug)]
+pub struct SearchStart {
+    /// The case's scheduling context.
+    pub context: SchedulingContext,
+    /// The department, current as of the read (`None` when no site is configured).
+    pub department: Option<std::sync::Arc<crate::Department>>,
+    /// The bookings of the search's first step, when they could be read with it.
+    pub ahead: Option<ReadAhead>,
 }
 
 /// One case on the waitlist.
@@ -141,21 +154,28 @@ impl Store {
         result.map_err(hide_denial)
     }
 
-    /// As [`Store::scheduling_context`], then `then` on the context, run while the
-    /// audit event is being written: the answer waits for both, so nothing is
-    /// returned unless its read was recorded, but the commit overlaps the work. The
-    /// outer error is the read's or the audit's; the inner one is `then`'s.
-    pub async fn scheduling_context_then<T, E, F, Fut>(
+    /// What a slot search for a case starts from, read in one statement (each
+    /// statement is a round trip, and on PostgreSQL a server process to wake): the
+    /// case's scheduling context as [`Store::scheduling_context`] reads it, the
+    /// department (its version checked in the same statement; read afresh only if
+    /// it changed), and the bookings of the search's first step from `day` (when a
+    /// department was already in memory to say which window that is). Then `then`
+    /// runs on it while the audit event is written: the answer waits for both, so
+    /// nothing is returned unless its read was recorded, but the commit overlaps the
+    /// work. The outer error is the read's or the audit's; the inner one is `then`'s.
+    pub async fn search_start_then<T, E, F, Fut>(
         &self,
         actor: &Actor,
         case: CaseId,
+        (day, horizon): (jiff::civil::Date, u32),
         then: F,
     ) -> Result<std::result::Result<T, E>>
     where
-        F: FnOnce(SchedulingContext) -> Fut,
+        F: FnOnce(SearchStart) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, E>>,
     {
-        let result = self.read_scheduling_context(actor, case).await;
+        let window = self.ahead_window(day, horizon);
+        let result = self.read_search_start(actor, case, window).await;
         let event =
             NewAuditEvent::new(actor, "read", "scheduling_context", audited(&result)).entity(case);
         match result {
@@ -163,10 +183,21 @@ impl Store {
                 self.record_audit(event).await?;
                 Err(hide_denial(e))
             }
-            Ok(ctx) => {
-                let (audit, out) = tokio::join!(self.record_audit(event), then(ctx));
+            Ok((context, version, ahead)) => {
+                let work = async {
+                    let department = self.department_at(version).await?;
+                    Ok::<_, StoreError>(
+                        then(SearchStart {
+                            context,
+                            department,
+                            ahead,
+                        })
+                        .await,
+                    )
+                };
+                let (audit, out) = tokio::join!(self.record_audit(event), work);
                 audit?;
-                Ok(out)
+                out
             }
         }
     }
@@ -176,63 +207,118 @@ impl Store {
         actor: &Actor,
         case: CaseId,
     ) -> Result<SchedulingContext> {
-        // Two reads, at once: the case with its plan, preferences, latest screening and
-        // booked appointment in one row, and the screening's actions beside it (each
-        // statement is a round trip, and on PostgreSQL a server process to wake). Nothing
-        // read is returned unless the case is in the actor's scope.
+        Ok(self.read_search_start(actor, case, None).await?.0)
+    }
+
+    /// The case's scheduling context, the department's version and, for `window`
+    /// (site, start, end), its bookings: one statement, one row per action of the
+    /// latest screening (or one row). Nothing read is returned unless the case is in
+    /// the actor's scope.
+    async fn read_search_start(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        window: Option<(i64, Timestamp, Timestamp)>,
+    ) -> Result<(SchedulingContext, i64, Option<ReadAhead>)> {
+        macro_rules! search_start_sql {
+            ($booked:expr) => {
+                concat!(
+                    "SELECT ",
+                    case_columns!(),
+                    ", c.planned_guidance, c.planned_contrast, c.plan_note,
+                       pp.days, pp.time_of_day, pp.note AS preference_note,
+                       s.id AS s_id, s.case_id AS s_case_id, s.facts AS s_facts, s.decision AS s_decision,
+                       s.outcome AS s_outcome, s.earliest_safe_date AS s_earliest_safe_date,
+                       s.pack_name AS s_pack_name, s.pack_version AS s_pack_version,
+                       s.uses_unverified AS s_uses_unverified, s.screened_by AS s_screened_by, s.at AS s_at,
+                       x.id AS x_id, x.rule_id AS x_rule_id, x.kind AS x_kind,
+                       x.description AS x_description, x.status AS x_status, x.cleared AS x_cleared,
+                       x.decided_by AS x_decided_by, x.notes AS x_notes,
+                       x.completed_by AS x_completed_by, x.completed_at AS x_completed_at,
+                       a.id AS a_id, a.case_id AS a_case_id, a.site_id AS a_site_id, a.room_id AS a_room_id,
+                       ar.name AS a_room_name, a.radiologist_id AS a_radiologist_id,
+                       au.display_name AS a_radiologist_name, a.chair_id AS a_chair_id,
+                       a.starts_at AS a_starts_at, a.ends_at AS a_ends_at,
+                       a.chair_starts_at AS a_chair_starts_at, a.chair_ends_at AS a_chair_ends_at,
+                       a.status AS a_status, a.attendance AS a_attendance,
+                       (SELECT version FROM resource_version WHERE id = 1) AS resource_version,
+                       (",
+                    $booked,
+                    ") AS booked_ahead",
+                    case_tables!(),
+                    " LEFT JOIN case_preferences pp ON pp.case_id = c.id
+                      LEFT JOIN screenings s
+                             ON s.id = (SELECT MAX(id) FROM screenings WHERE case_id = c.id)
+                      LEFT JOIN screening_actions x ON x.screening_id = s.id
+                      LEFT JOIN appointments a
+                             ON a.id = (SELECT MAX(id) FROM appointments WHERE case_id = c.id AND status = 'booked')
+                      LEFT JOIN rooms ar ON ar.id = a.room_id
+                      LEFT JOIN users au ON au.id = a.radiologist_id
+                      WHERE c.id = ?
+                      ORDER BY x.id"
+                )
+            };
+        }
         let scope = scope_of(actor)?;
-        let row = sqlx::query(self.sql(concat!(
-            "SELECT ",
-            case_columns!(),
-            ", c.planned_guidance, c.planned_contrast, c.plan_note,
-               pp.days, pp.time_of_day, pp.note AS preference_note,
-               s.id AS s_id, s.case_id AS s_case_id, s.facts AS s_facts, s.decision AS s_decision,
-               s.outcome AS s_outcome, s.earliest_safe_date AS s_earliest_safe_date,
-               s.pack_name AS s_pack_name, s.pack_version AS s_pack_version,
-               s.uses_unverified AS s_uses_unverified, s.screened_by AS s_screened_by, s.at AS s_at,
-               a.id AS a_id, a.case_id AS a_case_id, a.site_id AS a_site_id, a.room_id AS a_room_id,
-               ar.name AS a_room_name, a.radiologist_id AS a_radiologist_id,
-               au.display_name AS a_radiologist_name, a.chair_id AS a_chair_id,
-               a.starts_at AS a_starts_at, a.ends_at AS a_ends_at,
-               a.chair_starts_at AS a_chair_starts_at, a.chair_ends_at AS a_chair_ends_at,
-               a.status AS a_status, a.attendance AS a_attendance",
-            case_tables!(),
-            " LEFT JOIN case_preferences pp ON pp.case_id = c.id
-              LEFT JOIN screenings s
-                     ON s.id = (SELECT MAX(id) FROM screenings WHERE case_id = c.id)
-              LEFT JOIN appointments a
-                     ON a.id = (SELECT MAX(id) FROM appointments WHERE case_id = c.id AND status = 'booked')
-              LEFT JOIN rooms ar ON ar.id = a.room_id
-              LEFT JOIN users au ON au.id = a.radiologist_id
-              WHERE c.id = ?"
-        )))
-        .bind(case.get())
-        .fetch_optional(&self.pool);
-        let (row, actions) = tokio::join!(row, self.latest_actions_of(case));
-        let row = row?.ok_or(StoreError::NotFound)?;
-        let summary = case_from_row(&row)?;
+        let sql = match self.backend {
+            crate::Backend::Sqlite => search_start_sql!(booked_sqlite!()),
+            crate::Backend::Postgres => search_start_sql!(booked_postgres!()),
+        };
+        // Without a window, the bookings' part reads nothing (no site 0).
+        let (site, from, until) =
+            window.unwrap_or((0, Timestamp::UNIX_EPOCH, Timestamp::UNIX_EPOCH));
+        let rows = sqlx::query(self.sql(sql))
+            .bind(site)
+            .bind(micros(from - jiff::SignedDuration::from_hours(24)))
+            .bind(micros(until))
+            .bind(micros(from))
+            .bind(micros(from))
+            .bind(case.get())
+            .fetch_all(&self.pool)
+            .await?;
+        let row = rows.first().ok_or(StoreError::NotFound)?;
+        let summary = case_from_row(row)?;
         if !scope.allows(summary.referrer_id) {
             return Err(StoreError::Denied("not a case this referrer referred"));
         }
-        let (plan, preferences) = plan_and_preferences_from(&row)?;
+        let (plan, preferences) = plan_and_preferences_from(row)?;
         let screening = match row.try_get::<Option<i64>, _>("s_id")? {
             None => None,
-            Some(id) => {
-                let actions = self.actions_checked(id, actions?).await?;
-                Some(screening_from_prefixed(&row, "s_", &actions)?)
+            Some(_) => {
+                let mut actions = Vec::new();
+                for r in &rows {
+                    if r.try_get::<Option<i64>, _>("x_id")?.is_some() {
+                        actions.push(action_from_prefixed(r, "x_")?);
+                    }
+                }
+                Some(screening_from_prefixed(row, "s_", actions)?)
             }
         };
         let appointment = match row.try_get::<Option<i64>, _>("a_id")? {
             None => None,
-            Some(_) => Some(appointment_from_prefixed(&row, "a_")?),
+            Some(_) => Some(appointment_from_prefixed(row, "a_")?),
         };
-        Ok(SchedulingContext {
-            case: summary,
-            plan,
-            preferences,
-            screening,
-            appointment,
-        })
+        let version: i64 = row.try_get("resource_version")?;
+        let ahead = match window {
+            None => None,
+            Some((site, from, until)) => Some(ReadAhead {
+                site,
+                from,
+                until,
+                booked: parse_booked(row.try_get::<Option<String>, _>("booked_ahead")?.as_deref())?,
+            }),
+        };
+        Ok((
+            SchedulingContext {
+                case: summary,
+                plan,
+                preferences,
+                screening,
+                appointment,
+            },
+            version,
+            ahead,
+        ))
     }
 
     /// Records what suits the patient (scheduler, nurse, admin).

@@ -1242,10 +1242,21 @@ async fn searches_leave_out_booked_time_except_the_one_moved(db: &TestDatabase) 
         (day_before, None, &others),
         (day_before, Some(booked.id), &moving),
     ] {
-        let ahead = store.read_ahead(from, request.days_ahead).await;
-        assert!(ahead.is_some(), "the department is in memory");
+        let start = store
+            .search_start_then(&scheduler, case, (from, request.days_ahead), |s| async {
+                Ok::<_, StoreError>(s)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            start.context.appointment.map(|a| a.id),
+            Some(booked.id),
+            "the case's own booking is read with it"
+        );
+        assert!(start.ahead.is_some(), "the department is in memory");
         let found = store
-            .search_slots_ahead(&dept, &request, exclude, ahead)
+            .search_slots_ahead(&dept, &request, exclude, start.ahead)
             .await
             .unwrap();
         assert_eq!(&starts(&found), expected, "read ahead from {from}");

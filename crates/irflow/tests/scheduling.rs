@@ -819,3 +819,67 @@ async fn the_demo_has_a_working_day_today() {
     }
     app.stop().await;
 }
+
+/// A slot search's first read (one statement: the case, its latest screening with
+/// every action, its booking, the department's version and the first step's
+/// bookings) says what the separate reads say, for every demo case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_searchs_first_read_matches_the_separate_reads() {
+    let app = App::start().await;
+    let store = &app.store;
+    let scheduler = store.user_by_username("scheduler").await.unwrap().actor();
+    let nurse = app.token_for("nurse").await;
+    let (_, v) = get(&app, &nurse, "/api/v1/cases?limit=100").await;
+    let ids: Vec<i64> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert!(ids.len() > 5, "{v}");
+    let dept = store.department().await.unwrap().expect("a department");
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let monday = jiff::Timestamp::now()
+        .to_zoned_datetime(tz)
+        .date()
+        .nth_weekday(1, jiff::civil::Weekday::Monday)
+        .unwrap();
+    let (mut most_actions, mut booked) = (0, 0);
+    for id in ids {
+        let case = irflow_domain::CaseId::new(id);
+        let start = store
+            .search_start_then(&scheduler, case, (monday, 60), |s| async move {
+                Ok::<_, irflow_store::StoreError>(s)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let screening = store.latest_screening(&scheduler, case).await.unwrap();
+        assert_eq!(
+            start.context.screening.as_ref().map(|s| (s.id, &s.actions)),
+            screening.as_ref().map(|s| (s.id, &s.actions)),
+            "case {id}"
+        );
+        most_actions = most_actions.max(screening.map_or(0, |s| s.actions.len()));
+        let appointment = store.appointment_for_case(&scheduler, case).await.unwrap();
+        assert_eq!(
+            start.context.appointment.as_ref().map(|a| (a.id, a.start)),
+            appointment.as_ref().map(|a| (a.id, a.start)),
+            "case {id}"
+        );
+        booked += usize::from(appointment.is_some());
+        assert_eq!(start.context.case.id.get(), id);
+        let d = start.department.expect("the department");
+        assert!(
+            std::sync::Arc::ptr_eq(&d, &dept),
+            "the copy in memory, unchanged"
+        );
+        assert!(
+            start.ahead.is_some(),
+            "the first step's bookings, read with it"
+        );
+    }
+    assert!(most_actions >= 2, "a case with several actions is compared");
+    assert!(booked > 0, "a booked case is compared");
+    app.stop().await;
+}

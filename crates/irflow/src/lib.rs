@@ -29,13 +29,45 @@ pub async fn run(cli: Cli) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     let overrides = cli.overrides();
     match cli.command {
-        Command::Demo(args) => demo::run(args, cli.data_dir.clone()).await,
+        Command::Demo(args) => {
+            refuse_unused(
+                "irflow demo",
+                "it always builds its own department on an embedded SQLite database in --data-dir; `irflow serve` runs on your configuration",
+                [
+                    ("--config", cli.config.is_some()),
+                    ("--database-url", cli.database_url.is_some()),
+                    ("--rules", cli.rules_dir.is_some()),
+                ],
+            )?;
+            demo::run(args, cli.data_dir.clone()).await
+        }
         // Its own fresh databases: only the --database-url flag is used, never the config.
         Command::Bench(cli::BenchCommand::Scheduling(args)) => {
+            refuse_unused(
+                "irflow bench scheduling",
+                "it seeds fresh temporary databases with the built-in rules; only --database-url is read",
+                [
+                    ("--config", cli.config.is_some()),
+                    ("--data-dir", cli.data_dir.is_some()),
+                    ("--rules", cli.rules_dir.is_some()),
+                ],
+            )?;
             bench::scheduling(args, cli.database_url.clone()).await
         }
         // Its own temporary data directory and SQLite database.
-        Command::Bench(cli::BenchCommand::Dicom(args)) => bench_dicom::run(args).await,
+        Command::Bench(cli::BenchCommand::Dicom(args)) => {
+            refuse_unused(
+                "irflow bench dicom",
+                "it runs on its own temporary data directory and SQLite database",
+                [
+                    ("--config", cli.config.is_some()),
+                    ("--data-dir", cli.data_dir.is_some()),
+                    ("--database-url", cli.database_url.is_some()),
+                    ("--rules", cli.rules_dir.is_some()),
+                ],
+            )?;
+            bench_dicom::run(args).await
+        }
         command => {
             let config = Config::load(&overrides, &env)?;
             init_logging(config.log_format, &config.log_level);
@@ -74,9 +106,29 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Refuses flags a command would otherwise silently ignore.
+fn refuse_unused<const N: usize>(command: &str, why: &str, flags: [(&str, bool); N]) -> Result<()> {
+    let given: Vec<&str> = flags
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+        .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    bail!("{command} does not take {}: {why}", given.join(" or "))
+}
+
 /// Sets up JSON (or pretty) logs on standard error. Idempotent.
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    // PostgreSQL's notices (e.g. "relation irflow_migrations already exists, skipping"
+    // at every start) are not news: shown only at debug, unless the level names them.
+    let level = if level.contains("sqlx::postgres::notice") {
+        level.to_owned()
+    } else {
+        format!("{level},sqlx::postgres::notice=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -262,7 +314,11 @@ async fn user_command(config: &Config, cmd: UserCommand) -> Result<()> {
             );
         }
         UserCommand::List => {
-            for u in store.list_users().await? {
+            let users = store.list_users().await?;
+            if users.is_empty() {
+                eprintln!("no users yet; add the first administrator with `irflow user add`");
+            }
+            for u in users {
                 println!(
                     "{:<20} {:<12} {:<30} {}{}",
                     u.username,

@@ -111,6 +111,21 @@ async fn bad_benchmark_flags_are_refused_with_a_message() {
             vec!["bench", "scheduling", "--database-url", "sqlite:x.db"],
             "postgres://",
         ),
+        (
+            vec!["bench", "scheduling", "--data-dir", "somewhere"],
+            "does not take --data-dir",
+        ),
+        (
+            vec![
+                "bench",
+                "dicom",
+                "--rules",
+                "somewhere",
+                "--config",
+                "x.toml",
+            ],
+            "does not take --config or --rules",
+        ),
     ] {
         let out = irflow(&args).await;
         let stderr = String::from_utf8_lossy(&out.stderr);

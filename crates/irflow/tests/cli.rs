@@ -356,6 +356,29 @@ async fn demo_serves_on_loopback_and_guards_real_data() {
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not create"));
     assert!(real.join("irflow.db").exists());
+
+    // Flags the demo would otherwise ignore are refused, saying why; nothing is made.
+    let unused = dir.path().join("unused");
+    let out = irflow()
+        .args([
+            "demo",
+            "--port",
+            "0",
+            "--data-dir",
+            unused.to_str().unwrap(),
+            "--database-url",
+            "postgres://127.0.0.1:1/nowhere",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("does not take --database-url") && stderr.contains("irflow serve"),
+        "{stderr}"
+    );
+    assert!(!unused.exists(), "nothing made");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

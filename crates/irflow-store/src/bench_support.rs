@@ -62,13 +62,22 @@ impl BenchAppointment {
     /// The reservation claims a booking of this appointment writes, as the real
     /// booking path computes them: (kind, resource, unit).
     pub fn claims(&self) -> Vec<(&'static str, i64, i64)> {
+        self.claim_ranges()
+            .into_iter()
+            .flat_map(|(kind, resource, range)| range.map(move |u| (kind, resource, u)))
+            .collect()
+    }
+
+    /// The same, one range of units per resource, as the booking path inserts them.
+    fn claim_ranges(&self) -> Vec<(&'static str, i64, std::ops::Range<i64>)> {
         let room_end =
             self.end + jiff::SignedDuration::from_mins(i64::from(self.turnaround_minutes));
-        let mut out = Vec::new();
-        out.extend(units(self.start, room_end).map(|u| ("room", self.room, u)));
-        out.extend(units(self.start, self.end).map(|u| ("radiologist", self.radiologist, u)));
+        let mut out = vec![
+            ("room", self.room, units(self.start, room_end)),
+            ("radiologist", self.radiologist, units(self.start, self.end)),
+        ];
         if let Some((chair, s, e)) = self.chair {
-            out.extend(units(s, e).map(|u| ("chair", chair, u)));
+            out.push(("chair", chair, units(s, e)));
         }
         out
     }
@@ -264,8 +273,8 @@ impl Store {
     }
 
     /// The bare insert a booking rests on: in one transaction, the appointment row and
-    /// one reservation row per resource per 5-minute unit, statement by statement as
-    /// the booking path writes them, with no reads, rule checks, case move, timeline
+    /// one reservation row per resource per 5-minute unit (one statement per
+    /// resource), statement by statement as the booking path writes them, with no reads, rule checks, case move, timeline
     /// or audit. Returns the rows inserted. A taken unit is a [`StoreError::Conflict`].
     #[doc(hidden)]
     pub async fn bench_raw_booking(
@@ -295,18 +304,13 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let mut rows = 1u64;
-        for (kind, resource, unit) in a.claims() {
-            let inserted = sqlx::query(self.sql(
-                "INSERT INTO reservations (resource_kind, resource_id, unit, appointment_id) VALUES (?, ?, ?, ?)",
-            ))
-            .bind(kind)
-            .bind(resource)
-            .bind(unit)
-            .bind(id)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => rows += 1,
+        for (kind, resource, range) in a.claim_ranges() {
+            let count = (range.end - range.start).max(0) as u64;
+            match self
+                .insert_reservations(&mut tx, kind, resource, range, id)
+                .await
+            {
+                Ok(()) => rows += count,
                 Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                     return Err(StoreError::Conflict(format!("the {kind} is taken")));
                 }

@@ -60,15 +60,64 @@ pub(crate) async fn compose(
     lang: Option<Lang>,
     extras: &LetterExtras,
 ) -> Result<Letter, AppError> {
-    let result = compose_unaudited(state, actor, case_id, kind, lang, extras).await;
-    let outcome = match &result {
+    let result = match gather(state, actor, case_id, extras).await {
+        Ok(gathered) => render_gathered(state, kind, lang, &gathered),
+        Err(e) => Err(e),
+    };
+    audit_letter(state, actor, case_id, kind, &result).await?;
+    result
+}
+
+/// Several letters for one case in the patient's language, from one gathering of its
+/// facts (a booking's reminders: one letter per kind of reminder), each with its own
+/// extras and audited as [`compose`] audits one. Gathering reads the case, its
+/// context, the catalogue and the imaging on file, each an audited read: composed
+/// one by one, those reads were most of a booking's statements.
+pub(crate) async fn compose_each(
+    state: &AppState,
+    actor: &Actor,
+    case_id: CaseId,
+    wanted: &[(LetterKind, LetterExtras)],
+) -> Result<Vec<Letter>, AppError> {
+    let Some((first, _)) = wanted.first() else {
+        return Ok(Vec::new());
+    };
+    let gathered = match gather(state, actor, case_id, &LetterExtras::default()).await {
+        Ok(g) => g,
+        Err(e) => {
+            let failed = Err(e);
+            audit_letter(state, actor, case_id, *first, &failed).await?;
+            return failed.map(|l| vec![l]);
+        }
+    };
+    let tz = state.time_zone();
+    let mut letters = Vec::with_capacity(wanted.len());
+    for (kind, extras) in wanted {
+        let mut these = (gathered.0.clone(), gathered.1.clone(), None);
+        with_extras(&mut these.0, extras, tz);
+        let result = render_gathered(state, *kind, None, &these);
+        audit_letter(state, actor, case_id, *kind, &result).await?;
+        letters.push(result?);
+    }
+    Ok(letters)
+}
+
+/// Records that a letter was read (or why it could not be).
+async fn audit_letter(
+    state: &AppState,
+    actor: &Actor,
+    case_id: CaseId,
+    kind: LetterKind,
+    result: &Result<Letter, AppError>,
+) -> Result<(), AppError> {
+    let outcome = match result {
         Ok(_) => AuditOutcome::Success,
         Err(AppError::NotFound(_)) => AuditOutcome::NotFound,
         Err(AppError::Forbidden(_) | AppError::Unauthenticated) => AuditOutcome::Denied,
         Err(AppError::Internal(_)) => AuditOutcome::Error,
         Err(_) => AuditOutcome::Invalid,
     };
-    let detail = match &result {
+    let detail = match result {
         Ok(letter) => format!("kind={} lang={}", kind.as_str(), letter.lang),
         Err(_) => format!("kind={}", kind.as_str()),
     };
@@ -80,31 +129,47 @@ pub(crate) async fn compose(
                 .detail(detail),
         )
         .await?;
-    result
+    Ok(())
 }
 
-async fn compose_unaudited(
+/// The gathered facts put into words: in `lang`, or the patient's preferred language
+/// (English when letters are not written in it).
+fn render_gathered(
     state: &AppState,
-    actor: &Actor,
-    case_id: CaseId,
     kind: LetterKind,
     lang: Option<Lang>,
-    extras: &LetterExtras,
+    (facts, preferred, _): &Gathered,
 ) -> Result<Letter, AppError> {
-    let facts = gather(state, actor, case_id, extras).await?;
     let lang = match lang {
         Some(l) => l,
-        None => Lang::from_preference(&facts.1).unwrap_or(Lang::En),
+        None => Lang::from_preference(preferred).unwrap_or(Lang::En),
     };
     state
         .letters()
-        .render(kind, lang, &facts.0)
+        .render(kind, lang, facts)
         .map_err(|e| match e {
             LetterError::MissingFact(m) => {
                 AppError::Conflict(format!("cannot write this letter: {m}"))
             }
             template @ LetterError::Template { .. } => AppError::Internal(template.to_string()),
         })
+}
+
+/// What [`gather`] reads: the letter's facts, the patient's preferred language tag,
+/// and the screening as re-evaluated for the appointment.
+type Gathered = (
+    LetterFacts,
+    String,
+    Option<(ScreeningFacts, ScreeningDecision)>,
+);
+
+/// Sets the facts that come from the caller rather than the case.
+fn with_extras(facts: &mut LetterFacts, extras: &LetterExtras, tz: &TimeZone) {
+    facts.link = extras.link_url.as_ref().map(|url| PatientLinkFacts {
+        url: url.clone(),
+        expires: extras.link_expires.map(|t| zoned(t, tz)),
+    });
+    facts.reminder_drug.clone_from(&extras.hold_drug);
 }
 
 /// The seam for outside imaging (issue 7): whether a recent MRI or CT covering the
@@ -142,14 +207,7 @@ async fn gather(
     actor: &Actor,
     case_id: CaseId,
     extras: &LetterExtras,
-) -> Result<
-    (
-        LetterFacts,
-        String,
-        Option<(ScreeningFacts, ScreeningDecision)>,
-    ),
-    AppError,
-> {
+) -> Result<Gathered, AppError> {
     let detail = state
         .store()
         .case_detail(actor, case_id)
@@ -233,7 +291,7 @@ async fn gather(
         }
     }
     let facts = screened.as_ref().map(|(f, _)| f);
-    let letter = LetterFacts {
+    let mut letter = LetterFacts {
         patient_first_name: detail.patient.given_name.clone(),
         procedure: ProcedureFacts {
             code: procedure.code.clone(),
@@ -265,12 +323,10 @@ async fn gather(
             .map(|d| DiabetesFacts { insulin: d.insulin }),
         no_heavy_lifting_days: pack.policy.no_heavy_lifting_days,
         follow_up_days: config.follow_up_days,
-        link: extras.link_url.as_ref().map(|url| PatientLinkFacts {
-            url: url.clone(),
-            expires: extras.link_expires.map(|t| zoned(t, tz)),
-        }),
-        reminder_drug: extras.hold_drug.clone(),
+        link: None,
+        reminder_drug: None,
     };
+    with_extras(&mut letter, extras, tz);
     Ok((letter, detail.patient.preferred_language, screened))
 }
 

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, parse_case_id};
 use crate::auth::constant_time_eq;
-use crate::letters::{LetterExtras, compose};
+use crate::letters::{LetterExtras, compose_each};
 use crate::pages::{Chrome, case_error, error_page, forged, render};
 use crate::session::{ApiCaller, SignedIn};
 use crate::views::{local_time, rfc3339_local};
@@ -179,22 +179,37 @@ async fn build_plan(
         quiet: state.config().reminder_quiet_hours,
         now: Timestamp::now(),
     });
-    // One letter per reminder (the same words by email and text message).
-    let mut letters: Vec<((ReminderKind, Option<String>), irflow_letters::Letter)> = Vec::new();
+    // One letter per kind of reminder (the same words by email and text message),
+    // all from one gathering of the case's facts.
+    let mut keys: Vec<(ReminderKind, Option<String>)> = Vec::new();
+    for p in &planned {
+        let key = (p.kind, p.drug.clone());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let wanted: Vec<(LetterKind, LetterExtras)> = keys
+        .iter()
+        .map(|(kind, drug)| {
+            (
+                letter_kind(*kind),
+                LetterExtras {
+                    hold_drug: drug.clone(),
+                    ..LetterExtras::default()
+                },
+            )
+        })
+        .collect();
+    let letters = compose_each(state, actor, case_id, &wanted).await?;
     let mut out = Vec::new();
     for p in planned {
         let key = (p.kind, p.drug.clone());
-        let letter = match letters.iter().find(|(k, _)| *k == key) {
-            Some((_, l)) => l.clone(),
-            None => {
-                let extras = LetterExtras {
-                    hold_drug: p.drug.clone(),
-                    ..LetterExtras::default()
-                };
-                let l = compose(state, actor, case_id, letter_kind(p.kind), None, &extras).await?;
-                letters.push((key, l.clone()));
-                l
-            }
+        let Some(letter) = keys
+            .iter()
+            .position(|k| *k == key)
+            .and_then(|i| letters.get(i))
+        else {
+            continue;
         };
         let Some((_, recipient)) = contacts.iter().find(|(c, _)| *c == p.channel) else {
             continue;

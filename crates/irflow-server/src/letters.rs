@@ -61,7 +61,7 @@ pub(crate) async fn compose(
     extras: &LetterExtras,
 ) -> Result<Letter, AppError> {
     let result = match gather(state, actor, case_id, extras).await {
-        Ok(gathered) => render_gathered(state, kind, lang, &gathered),
+        Ok((facts, preferred, _)) => render_gathered(state, kind, lang, &facts, &preferred),
         Err(e) => Err(e),
     };
     audit_letter(state, actor, case_id, kind, &result).await?;
@@ -82,7 +82,8 @@ pub(crate) async fn compose_each(
     let Some((first, _)) = wanted.first() else {
         return Ok(Vec::new());
     };
-    let gathered = match gather(state, actor, case_id, &LetterExtras::default()).await {
+    let (facts, preferred, _) = match gather(state, actor, case_id, &LetterExtras::default()).await
+    {
         Ok(g) => g,
         Err(e) => {
             let failed = Err(e);
@@ -93,9 +94,9 @@ pub(crate) async fn compose_each(
     let tz = state.time_zone();
     let mut letters = Vec::with_capacity(wanted.len());
     for (kind, extras) in wanted {
-        let mut these = (gathered.0.clone(), gathered.1.clone(), None);
-        with_extras(&mut these.0, extras, tz);
-        let result = render_gathered(state, *kind, None, &these);
+        let mut these = facts.clone();
+        with_extras(&mut these, extras, tz);
+        let result = render_gathered(state, *kind, None, &these, &preferred);
         audit_letter(state, actor, case_id, *kind, &result).await?;
         letters.push(result?);
     }
@@ -138,7 +139,8 @@ fn render_gathered(
     state: &AppState,
     kind: LetterKind,
     lang: Option<Lang>,
-    (facts, preferred, _): &Gathered,
+    facts: &LetterFacts,
+    preferred: &str,
 ) -> Result<Letter, AppError> {
     let lang = match lang {
         Some(l) => l,

@@ -146,7 +146,10 @@ impl Store {
         actor: &Actor,
         case: CaseId,
     ) -> Result<SchedulingContext> {
-        let result = self.read_scheduling_context(actor, case).await;
+        let result = self
+            .read_search_start(actor, case, None)
+            .await
+            .map(|(context, _, _)| context);
         self.record_audit(
             NewAuditEvent::new(actor, "read", "scheduling_context", audited(&result)).entity(case),
         )
@@ -200,14 +203,6 @@ impl Store {
                 out
             }
         }
-    }
-
-    async fn read_scheduling_context(
-        &self,
-        actor: &Actor,
-        case: CaseId,
-    ) -> Result<SchedulingContext> {
-        Ok(self.read_search_start(actor, case, None).await?.0)
     }
 
     /// The case's scheduling context, the department's version and, for `window`

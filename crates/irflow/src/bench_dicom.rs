@@ -615,7 +615,8 @@ async fn send_to_irflow(
         .await
         .context("could not create the benchmark database")?;
     let tz = jiff::tz::TimeZone::get("America/New_York")?;
-    crate::demo::seed(&store, &tz).await?;
+    let today = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    crate::demo::seed(&store, &tz, today).await?;
     let server_config = irflow_server::ServerConfig {
         image_store: irflow_server::imaging::ImageStoreConfig::Local {
             dir: data.join("images"),

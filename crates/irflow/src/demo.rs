@@ -57,9 +57,10 @@ pub async fn run(args: DemoArgs, data_dir: Option<PathBuf>) -> Result<()> {
         ..Config::default()
     };
     let tz = jiff::tz::TimeZone::get(&config.time_zone)?;
-    let summary = seed(&store, &tz).await?;
-    seed_todays_list(&store, &tz).await?;
+    // One "today" for all of the seeding, even when it runs across midnight.
     let today = jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date();
+    let summary = seed(&store, &tz, today).await?;
+    seed_todays_list(&store, &tz, today).await?;
     let imaging = crate::demo_imaging::seed(&store, &config, today).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -245,7 +246,11 @@ fn form(
 }
 
 /// Fills an empty store with the demo department.
-pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary> {
+pub async fn seed(
+    store: &Store,
+    tz: &jiff::tz::TimeZone,
+    today: jiff::civil::Date,
+) -> Result<DemoSummary> {
     let system = Actor::system("demo");
     let hash = auth::hash_any_password(DEMO_PASSWORD).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut users = Vec::new();
@@ -269,7 +274,7 @@ pub async fn seed(store: &Store, tz: &jiff::tz::TimeZone) -> Result<DemoSummary>
     let demo = Demo {
         store,
         users,
-        today: Timestamp::now().to_zoned_datetime(tz.clone()).date(),
+        today,
         rules: &rules,
         tz,
     };
@@ -736,7 +741,11 @@ async fn seed_waitlist_and_plans(demo: &Demo<'_>) -> Result<()> {
 /// as far through the day as the clock says (checked in, checklist, procedure,
 /// recovery, discharge), except one who did not come. Run by `irflow demo` after
 /// [`seed`] (tests seed without it, so that what they book today is theirs alone).
-pub async fn seed_todays_list(store: &Store, tz: &jiff::tz::TimeZone) -> Result<()> {
+pub async fn seed_todays_list(
+    store: &Store,
+    tz: &jiff::tz::TimeZone,
+    today: jiff::civil::Date,
+) -> Result<()> {
     let rules = irflow_rules::default_pack()?;
     let mut users = Vec::new();
     for (username, ..) in DEMO_USERS {
@@ -750,7 +759,7 @@ pub async fn seed_todays_list(store: &Store, tz: &jiff::tz::TimeZone) -> Result<
     let demo = Demo {
         store,
         users,
-        today: Timestamp::now().to_zoned_datetime(tz.clone()).date(),
+        today,
         rules: &rules,
         tz,
     };

@@ -44,7 +44,9 @@ impl Receiver {
     async fn start(config: DicomScpConfig) -> Self {
         let db = TestDatabase::new(common::backend()).await;
         let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
-        irflow::demo::seed(&db.store, &tz).await.expect("seed demo");
+        irflow::demo::seed(&db.store, &tz, common::today(&tz))
+            .await
+            .expect("seed demo");
         let state = irflow_server::AppState::new(
             db.store.clone(),
             irflow_server::ServerConfig {

@@ -42,7 +42,9 @@ impl Setup {
     async fn new() -> Self {
         let db = TestDatabase::new(common::backend()).await;
         let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
-        irflow::demo::seed(&db.store, &tz).await.expect("seed demo");
+        irflow::demo::seed(&db.store, &tz, common::today(&tz))
+            .await
+            .expect("seed demo");
         Self {
             db,
             data: tempfile::tempdir().unwrap(),

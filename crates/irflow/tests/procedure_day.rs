@@ -949,7 +949,7 @@ async fn the_day_is_documented_in_openapi() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_board_shows_a_day_under_way() {
     let app = App::start().await;
-    irflow::demo::seed_todays_list(&app.store, &tz())
+    irflow::demo::seed_todays_list(&app.store, &tz(), app.today)
         .await
         .expect("today's list");
     let now = Timestamp::now();

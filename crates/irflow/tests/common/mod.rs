@@ -14,9 +14,16 @@ use reqwest::redirect::Policy;
 pub struct App {
     pub url: String,
     pub store: Store,
+    /// The date the demo was seeded for (the site's today when the app started).
+    pub today: jiff::civil::Date,
     db: Option<TestDatabase>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Today's date in `tz`.
+pub fn today(tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
+    jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date()
 }
 
 /// The backend this run exercises end to end: PostgreSQL when configured.
@@ -42,7 +49,10 @@ impl App {
     pub async fn start_with(config: irflow_server::ServerConfig) -> Self {
         let db = TestDatabase::new(backend()).await;
         let tz = jiff::tz::TimeZone::get(&config.time_zone_name).unwrap();
-        irflow::demo::seed(&db.store, &tz).await.expect("seed demo");
+        let today = today(&tz);
+        irflow::demo::seed(&db.store, &tz, today)
+            .await
+            .expect("seed demo");
         irflow_server::init_metrics();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -63,6 +73,7 @@ impl App {
         App {
             url,
             store: db.store.clone(),
+            today,
             db: Some(db),
             shutdown: Some(tx),
             task: Some(task),

@@ -8,7 +8,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use irflow_domain::scheduling::{SlotOption, SlotRequest, check_option};
+use irflow_domain::scheduling::{Refusal, SlotOption, SlotRequest, check_option};
 use irflow_domain::screening::Decision;
 use irflow_domain::{CaseId, CaseState};
 use irflow_store::{AppointmentRecord, SiteRecord};
@@ -121,6 +121,15 @@ async fn request_in(
     Ok((request, ctx))
 }
 
+/// A refused option as an error: 409 when a resource is already booked then (another
+/// option may work), 422 when a rule forbids it.
+fn refused(what: &str, why: Refusal) -> AppError {
+    match why {
+        Refusal::Taken(m) => AppError::Conflict(format!("{what}: {m}")),
+        Refusal::Rule(m) => AppError::Invalid(format!("{what}: {m}")),
+    }
+}
+
 /// The slot request for a case whose scheduling context has been read.
 fn request_from(
     state: &AppState,
@@ -145,7 +154,7 @@ fn request_from(
                 CaseState::Screening => " (the screening call is not done)",
                 _ => "",
             };
-            return Err(AppError::Conflict(format!(
+            return Err(AppError::Invalid(format!(
                 "this case is not ready to book: it is {}{why}",
                 other.label().to_lowercase()
             )));
@@ -155,7 +164,7 @@ fn request_from(
         None => procedure.modalities.clone(),
         Some(g) if procedure.modalities.contains(&g) => vec![g],
         Some(g) => {
-            return Err(AppError::Conflict(format!(
+            return Err(AppError::Invalid(format!(
                 "the radiologist's plan asks for {} guidance, which {} does not offer",
                 g.label(),
                 procedure.name
@@ -165,16 +174,16 @@ fn request_from(
     let record = ctx
         .screening
         .as_ref()
-        .ok_or_else(|| AppError::Conflict("this case has not been screened yet".to_owned()))?;
+        .ok_or_else(|| AppError::Invalid("this case has not been screened yet".to_owned()))?;
     let decision = crate::api::reevaluate_stored(state, record, &ctx.case.procedure_code, from)?;
     let not_before = match (&decision.earliest_safe_at, decision.decision) {
         (_, Decision::Review) => {
-            return Err(AppError::Conflict(
+            return Err(AppError::Invalid(
                 "the screening needs a review before booking".to_owned(),
             ));
         }
         (None, _) => {
-            return Err(AppError::Conflict(
+            return Err(AppError::Invalid(
                 "the screening defers this case until a problem has resolved".to_owned(),
             ));
         }
@@ -295,8 +304,41 @@ pub(crate) async fn find_in(
     Ok(state.store().search_slots(site, req, exclude).await?)
 }
 
-/// Books one requested option for a case, checked rule by rule.
+/// Books one requested option for a case, checked rule by rule. With an
+/// `Idempotency-Key`, a request refused because an earlier one with the same key
+/// (perhaps sent at the same moment) booked it answers with that booking.
 pub(crate) async fn book_option(
+    state: &AppState,
+    actor: &irflow_domain::Actor,
+    id: CaseId,
+    start: Timestamp,
+    room: i64,
+    radiologist: i64,
+    key: Option<String>,
+) -> Result<AppointmentRecord, AppError> {
+    let result = book_checked(state, actor, id, start, room, radiologist, key.clone()).await;
+    let (Err(refused), Some(key)) = (&result, key) else {
+        return result;
+    };
+    if matches!(refused, AppError::Forbidden(_) | AppError::NotFound(_)) {
+        return result;
+    }
+    match state
+        .store()
+        .booked_with_key(&key, id, start, room, radiologist)
+        .await?
+    {
+        Some(_) => state
+            .store()
+            .appointment_for_case(actor, id)
+            .await
+            .map_err(crate::pages::case_error)?
+            .ok_or_else(|| AppError::Conflict("the booking was cancelled meanwhile".to_owned())),
+        None => result,
+    }
+}
+
+async fn book_checked(
     state: &AppState,
     actor: &irflow_domain::Actor,
     id: CaseId,
@@ -339,7 +381,7 @@ pub(crate) async fn book_option(
         )
         .await?;
     let option = check_option(&res, &req, start, room, radiologist)
-        .map_err(|rule| AppError::Invalid(format!("cannot book then: {rule}")))?;
+        .map_err(|why| refused("cannot book then", why))?;
     let turnaround = state
         .store()
         .rooms(site.id)
@@ -446,12 +488,21 @@ pub async fn book(
                 .to_owned(),
         )
     })?;
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 200)
-        .map(str::to_owned);
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| {
+                    AppError::BadRequest(
+                        "Idempotency-Key must be 1 to 200 visible ASCII characters".to_owned(),
+                    )
+                })?
+                .to_owned(),
+        ),
+    };
     let appointment = book_option(
         &state,
         &caller.actor(),
@@ -540,7 +591,7 @@ pub(crate) async fn move_option(
         )
         .await?;
     let option = check_option(&res, &req, start, room, radiologist)
-        .map_err(|rule| AppError::Invalid(format!("cannot move it then: {rule}")))?;
+        .map_err(|why| refused("cannot move it then", why))?;
     let turnaround = state
         .store()
         .rooms(site.id)

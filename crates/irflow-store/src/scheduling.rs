@@ -6,7 +6,7 @@
 use irflow_domain::pathway::{self, TransitionRequest};
 use irflow_domain::scheduling::{
     BusyIndex, ChairInfo, Interval, RadiologistInfo, ResourceId, RoomInfo, SlotOption, SlotRequest,
-    SlotResources, WeeklyWindow, find_slots,
+    SlotResources, WeeklyWindow, find_slots, search_is_complete,
 };
 use irflow_domain::{Action, Actor, CaseId, Modality, Role, UserId};
 use jiff::Timestamp;
@@ -581,7 +581,7 @@ impl Store {
                     ..req.clone()
                 },
             );
-            if found.len() >= req.limit || days >= req.days_ahead {
+            if search_is_complete(&found, req, &tz) || days >= req.days_ahead {
                 return Ok(found);
             }
         }
@@ -770,6 +770,7 @@ impl Store {
             radiologists,
             chairs,
             busy: BusyIndex::new(),
+            closed: BusyIndex::new(),
         })
     }
 
@@ -836,11 +837,10 @@ impl Store {
         to: Timestamp,
         closures: Option<&[(ResourceId, Interval)]>,
     ) -> Result<()> {
-        let busy = &mut res.busy;
         if let Some(closures) = closures {
             for (resource, interval) in closures {
                 if interval.end > from && interval.start < to {
-                    busy.add_closure(*resource, *interval);
+                    res.add_closure(*resource, *interval);
                 }
             }
             return Ok(());
@@ -852,7 +852,7 @@ impl Store {
             .await?;
         for row in &closures {
             let (resource, interval) = closure_from_row(row)?;
-            busy.add_closure(resource, interval);
+            res.add_closure(resource, interval);
         }
         Ok(())
     }
@@ -873,19 +873,39 @@ impl Store {
         at: Timestamp,
         today: Date,
     ) -> Result<AppointmentRecord> {
-        let result = self
-            .insert_booking(
-                actor,
-                case_id,
-                site,
-                option,
-                turnaround_minutes,
-                idempotency_key,
-                None,
-                at,
-                today,
-            )
-            .await;
+        let key = idempotency_key.as_deref();
+        let done = match key {
+            Some(key) => self.booking_with_key(key, case_id, option).await,
+            None => Ok(None),
+        };
+        let result = match done {
+            Ok(Some(retried)) => return Ok(retried),
+            Ok(None) => {
+                self.insert_booking(
+                    actor,
+                    case_id,
+                    site,
+                    option,
+                    turnaround_minutes,
+                    idempotency_key.clone(),
+                    None,
+                    at,
+                    today,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        // A request with the same key may have won meanwhile (the key is unique, so
+        // this one's insert failed): its booking is this one's answer.
+        let result = match (result, key) {
+            (Err(e), Some(key)) => match self.booking_with_key(key, case_id, option).await {
+                Ok(Some(retried)) => Ok(retried),
+                Ok(None) => Err(e),
+                Err(misused) => Err(misused),
+            },
+            (result, _) => result,
+        };
         if let Err(e) = &result {
             self.record_audit(
                 NewAuditEvent::new(actor, "book", "case", outcome_of(e)).entity(case_id),
@@ -893,6 +913,56 @@ impl Store {
             .await?;
         }
         result.map_err(hide_denial)
+    }
+
+    /// As [`Store::booked_with_key`], with the appointment.
+    async fn booking_with_key(
+        &self,
+        key: &str,
+        case_id: CaseId,
+        option: &SlotOption,
+    ) -> Result<Option<AppointmentRecord>> {
+        match self
+            .booked_with_key(key, case_id, option.start, option.room, option.radiologist)
+            .await?
+        {
+            Some(id) => Ok(Some(self.appointment_by_id(id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The appointment booked with an `Idempotency-Key` when it is this request's
+    /// (the same case, start, room and radiologist): a retry, even one that lost a
+    /// race to the first attempt, answers with it. A key names one request: any
+    /// other use of it is refused. `None` when the key has not been used.
+    pub async fn booked_with_key(
+        &self,
+        key: &str,
+        case_id: CaseId,
+        start: Timestamp,
+        room: i64,
+        radiologist: i64,
+    ) -> Result<Option<i64>> {
+        let existing: Option<i64> =
+            sqlx::query_scalar(self.sql("SELECT id FROM appointments WHERE idempotency_key = ?"))
+                .bind(key.to_owned())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(id) = existing else {
+            return Ok(None);
+        };
+        let a = self.appointment_by_id(id).await?;
+        if a.case_id == case_id
+            && a.start == start
+            && a.room_id == room
+            && a.radiologist_id == radiologist
+        {
+            Ok(Some(id))
+        } else {
+            Err(StoreError::Invalid(
+                "this Idempotency-Key was already used for a different booking; send a new key with a new request".to_owned(),
+            ))
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -910,18 +980,6 @@ impl Store {
     ) -> Result<AppointmentRecord> {
         if !matches!(actor.role, Some(Role::Scheduler | Role::Admin) | None) {
             return Err(StoreError::Denied("appointments are booked by schedulers"));
-        }
-        if let Some(key) = &idempotency_key {
-            let existing: Option<i64> = sqlx::query_scalar(
-                self.sql("SELECT id FROM appointments WHERE idempotency_key = ? AND case_id = ?"),
-            )
-            .bind(key.clone())
-            .bind(case_id.get())
-            .fetch_optional(&self.pool)
-            .await?;
-            if let Some(id) = existing {
-                return self.appointment_by_id(id).await;
-            }
         }
         let scope = scope_of(actor)?;
         let case = self.case_summary(case_id).await?;

@@ -135,6 +135,7 @@ pub fn slots(appointments: usize, searches: usize) -> Result<()> {
         radiologists,
         chairs,
         busy,
+        closed: BusyIndex::new(),
     };
     let mut times = Vec::with_capacity(searches);
     let mut found = 0usize;

@@ -64,6 +64,42 @@ pub struct SlotResources {
     pub chairs: Vec<ChairInfo>,
     /// Bookings (rooms including their turnaround) and exceptions (closures, leave).
     pub busy: BusyIndex<ResourceId>,
+    /// The exceptions alone (also in `busy`), so that a refusal can tell a room
+    /// closed or a radiologist away from one already booked.
+    pub closed: BusyIndex<ResourceId>,
+}
+
+impl SlotResources {
+    /// Marks a resource closed (a room down, a radiologist away, a holiday) for an
+    /// interval: busy for every search, and named as a closure in refusals.
+    pub fn add_closure(&mut self, resource: ResourceId, interval: Interval) {
+        self.busy.add_closure(resource, interval);
+        self.closed.add_closure(resource, interval);
+    }
+}
+
+/// Why one requested option cannot be booked, in words for the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A room, radiologist or chair is already booked then: another option may work.
+    Taken(String),
+    /// A booking rule forbids it (safe time, guidance, credentials, hours, closures).
+    Rule(String),
+}
+
+impl Refusal {
+    /// The reason in words.
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Taken(m) | Refusal::Rule(m) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
 }
 
 /// Morning or afternoon (the patient's preference).
@@ -146,19 +182,49 @@ fn minutes(m: u32) -> SignedDuration {
     SignedDuration::from_mins(i64::from(m))
 }
 
-fn preference_score(req: &SlotRequest, start: Timestamp, tz: &TimeZone) -> u8 {
-    let local = start.to_zoned_datetime(tz.clone());
-    let day_ok = req.preferred_days.is_empty() || req.preferred_days.contains(&local.weekday());
-    let time_ok = match req.preferred_time {
+fn on_preferred_day(req: &SlotRequest, start: Timestamp, tz: &TimeZone) -> bool {
+    req.preferred_days
+        .contains(&start.to_zoned_datetime(tz.clone()).weekday())
+}
+
+fn preferred_time(req: &SlotRequest, start: Timestamp, tz: &TimeZone) -> bool {
+    let hour = start.to_zoned_datetime(tz.clone()).hour();
+    match req.preferred_time {
         None => true,
-        Some(TimeOfDay::Morning) => local.hour() < 12,
-        Some(TimeOfDay::Afternoon) => local.hour() >= 12,
-    };
-    u8::from(day_ok) + u8::from(time_ok)
+        Some(TimeOfDay::Morning) => hour < 12,
+        Some(TimeOfDay::Afternoon) => hour >= 12,
+    }
+}
+
+/// How many of the options should fall on the patient's preferred days when the
+/// earliest ones do not: half of them (none when one option is asked for, or no
+/// days are preferred), so the earliest times are never all crowded out.
+fn preferred_day_quota(req: &SlotRequest) -> usize {
+    if req.preferred_days.is_empty() {
+        0
+    } else {
+        req.limit / 2
+    }
+}
+
+/// Whether options found so far (in rank order) are all a search needs: `limit`
+/// of them, with enough on the patient's preferred days (see [`find_slots`]).
+pub fn search_is_complete(found: &[SlotOption], req: &SlotRequest, tz: &TimeZone) -> bool {
+    let quota = preferred_day_quota(req);
+    found.len() >= req.limit
+        && (quota == 0
+            || found
+                .iter()
+                .filter(|o| on_preferred_day(req, o.start, tz))
+                .count()
+                >= quota)
 }
 
 /// Finds up to `limit` options: each start time once (the first room and radiologist
-/// free then), earliest date first and, within a day, preferred times first.
+/// free then), earliest date first and, within a day, the preferred part of the day
+/// first. When the patient prefers some weekdays and the earliest options miss
+/// them, the latest of those give way to the earliest options on preferred days
+/// (up to half of `limit`), so the scheduler can offer both.
 pub fn find_slots(res: &SlotResources, req: &SlotRequest) -> Vec<SlotOption> {
     if req.duration_minutes == 0 || req.step_minutes == 0 || req.limit == 0 {
         return Vec::new();
@@ -235,66 +301,94 @@ pub fn find_slots(res: &SlotResources, req: &SlotRequest) -> Vec<SlotOption> {
                 }
             }
         }
-        day.sort_by_key(|o| {
-            (
-                std::cmp::Reverse(preference_score(req, o.start, tz)),
-                o.start,
-            )
-        });
+        day.sort_by_key(|o| (!preferred_time(req, o.start, tz), o.start));
         out.extend(day);
-        if out.len() >= req.limit {
+        if search_is_complete(&out, req, tz) {
             break;
         }
     }
-    out.truncate(req.limit);
-    out
+    select(out, req, tz)
+}
+
+/// The first `limit` of `ranked`, except that options on preferred days found
+/// later replace the latest others until the quota is met. Rank order is kept:
+/// everything taken from later comes after everything kept.
+fn select(mut ranked: Vec<SlotOption>, req: &SlotRequest, tz: &TimeZone) -> Vec<SlotOption> {
+    let later = ranked.split_off(ranked.len().min(req.limit));
+    let mut chosen = ranked;
+    let have = chosen
+        .iter()
+        .filter(|o| on_preferred_day(req, o.start, tz))
+        .count();
+    let wanted = preferred_day_quota(req).saturating_sub(have);
+    let extra: Vec<SlotOption> = later
+        .into_iter()
+        .filter(|o| on_preferred_day(req, o.start, tz))
+        .take(wanted)
+        .collect();
+    for _ in &extra {
+        if let Some(i) = chosen
+            .iter()
+            .rposition(|o| !on_preferred_day(req, o.start, tz))
+        {
+            chosen.remove(i);
+        }
+    }
+    chosen.extend(extra);
+    chosen
 }
 
 /// Checks one requested option against every rule and returns it (with a chair
-/// when monitoring is needed), or the rule it breaks, in words for the scheduler.
+/// when monitoring is needed), or why not: the rule it breaks, or the resource
+/// already booked then.
 pub fn check_option(
     res: &SlotResources,
     req: &SlotRequest,
     start: Timestamp,
     room_id: i64,
     radiologist_id: i64,
-) -> Result<SlotOption, String> {
+) -> Result<SlotOption, Refusal> {
     let tz = &res.tz;
     let local = start.to_zoned_datetime(tz.clone());
+    let rule = |m: &str| Refusal::Rule(m.to_owned());
     if start < req.not_before {
-        return Err(format!(
+        return Err(Refusal::Rule(format!(
             "not before the earliest safe time from screening ({})",
             req.not_before
                 .to_zoned_datetime(tz.clone())
                 .strftime("%Y-%m-%d %H:%M %Z")
-        ));
+        )));
     }
     if local.minute() % 5 != 0 || local.second() != 0 || local.subsec_nanosecond() != 0 {
-        return Err("appointments start on a 5-minute boundary".to_owned());
+        return Err(rule("appointments start on a 5-minute boundary"));
     }
     let room = res
         .rooms
         .iter()
         .find(|r| r.id == room_id)
-        .ok_or_else(|| format!("room {room_id} is not a room of this site"))?;
+        .ok_or_else(|| Refusal::Rule(format!("room {room_id} is not a room of this site")))?;
     if !req.modalities.contains(&room.modality) {
         let wanted: Vec<&str> = req.modalities.iter().map(|m| m.label()).collect();
-        return Err(format!(
+        return Err(Refusal::Rule(format!(
             "room {room_id} offers {} guidance; this case is to be done under {}",
             room.modality.label(),
             wanted.join(" or ")
-        ));
+        )));
     }
     let rad = res
         .radiologists
         .iter()
         .find(|r| r.id == radiologist_id)
-        .ok_or_else(|| format!("user {radiologist_id} is not a radiologist of this site"))?;
+        .ok_or_else(|| {
+            Refusal::Rule(format!(
+                "user {radiologist_id} is not a radiologist of this site"
+            ))
+        })?;
     if !rad.procedures.contains(&req.procedure) {
-        return Err(format!(
+        return Err(Refusal::Rule(format!(
             "the radiologist is not credentialed for {}",
             req.procedure
-        ));
+        )));
     }
     let end = start + minutes(req.duration_minutes);
     let proc = Interval { start, end };
@@ -303,32 +397,41 @@ pub fn check_option(
         .iter()
         .any(|w| proc.within(w))
     {
-        return Err("the room is not open then".to_owned());
+        return Err(rule("the room is not open then"));
     }
     if !windows_on(&rad.windows, date, tz)
         .iter()
         .any(|w| proc.within(w))
     {
-        return Err("the radiologist is not working then".to_owned());
+        return Err(rule("the radiologist is not working then"));
     }
-    if !res.busy.is_free(
-        &ResourceId::Room(room.id),
-        &Interval {
-            start,
-            end: end + minutes(room.turnaround_minutes),
-        },
-    ) {
-        return Err("the room is already booked then".to_owned());
+    let room_busy = Interval {
+        start,
+        end: end + minutes(room.turnaround_minutes),
+    };
+    let room_id = ResourceId::Room(room.id);
+    if !res.closed.is_free(&room_id, &room_busy) {
+        return Err(rule("the room is closed then"));
     }
-    if !res.busy.is_free(&ResourceId::Radiologist(rad.id), &proc) {
-        return Err("the radiologist is already booked then".to_owned());
+    if !res.busy.is_free(&room_id, &room_busy) {
+        return Err(Refusal::Taken("the room is already booked then".to_owned()));
+    }
+    let rad_id = ResourceId::Radiologist(rad.id);
+    if !res.closed.is_free(&rad_id, &proc) {
+        return Err(rule("the radiologist is away then"));
+    }
+    if !res.busy.is_free(&rad_id, &proc) {
+        return Err(Refusal::Taken(
+            "the radiologist is already booked then".to_owned(),
+        ));
     }
     let chair = match req.monitoring_minutes {
         None => None,
-        Some(m) => Some(
-            find_chair(res, date, end, minutes(m))
-                .ok_or("no recovery chair is free for the monitoring time after the procedure")?,
-        ),
+        Some(m) => Some(find_chair(res, date, end, minutes(m)).ok_or_else(|| {
+            Refusal::Taken(
+                "no recovery chair is free for the monitoring time after the procedure".to_owned(),
+            )
+        })?),
     };
     Ok(SlotOption {
         start,
@@ -424,6 +527,7 @@ mod tests {
                 windows: weekdays((8, 0), (17, 0)),
             }],
             busy: BusyIndex::new(),
+            closed: BusyIndex::new(),
         }
     }
 
@@ -464,6 +568,114 @@ mod tests {
             "only radiologist 11 does SI joints, afternoons"
         );
         assert!(slots.iter().all(|s| s.radiologist == 11));
+    }
+
+    #[test]
+    fn preferred_days_get_a_share_of_the_options_without_hiding_the_earliest() {
+        // Monday 30 November: the earliest options are all on Monday.
+        let mut req = request(date(2026, 11, 30));
+        req.limit = 6;
+        req.preferred_days = vec![Weekday::Thursday];
+        let slots = find_slots(&resources(), &req);
+        let days: Vec<String> = slots
+            .iter()
+            .map(|s| local(s.start)[..10].to_owned())
+            .collect();
+        assert_eq!(slots.len(), 6);
+        assert_eq!(
+            days[..3],
+            ["2026-11-30"; 3],
+            "the earliest stay first: {days:?}"
+        );
+        assert_eq!(
+            days[3..],
+            ["2026-12-03"; 3],
+            "half on the preferred Thursday: {days:?}"
+        );
+        assert!(
+            slots.windows(2).all(|w| w[0].start < w[1].start),
+            "earliest first"
+        );
+        assert!(search_is_complete(&slots, &req, &tz()));
+        // One option asked for: the earliest, whatever the day.
+        req.limit = 1;
+        let one = find_slots(&resources(), &req);
+        assert_eq!(local(one[0].start), "2026-11-30 08:00 -0500");
+        // Without a preference, Thursday is not reached at all.
+        req.limit = 6;
+        req.preferred_days.clear();
+        let plain = find_slots(&resources(), &req);
+        assert!(
+            plain
+                .iter()
+                .all(|s| local(s.start).starts_with("2026-11-30"))
+        );
+    }
+
+    #[test]
+    fn the_preferred_part_of_the_day_comes_first_within_a_day() {
+        let mut req = request(date(2026, 11, 30));
+        req.limit = 40;
+        req.preferred_time = Some(TimeOfDay::Afternoon);
+        let slots = find_slots(&resources(), &req);
+        let monday: Vec<String> = slots
+            .iter()
+            .map(|s| local(s.start))
+            .filter(|t| t.starts_with("2026-11-30"))
+            .collect();
+        assert_eq!(monday[0], "2026-11-30 12:00 -0500", "{monday:?}");
+        let first_morning = monday
+            .iter()
+            .position(|t| &t[11..13] < "12")
+            .expect("mornings too");
+        assert!(
+            monday[first_morning..].iter().all(|t| &t[11..13] < "12"),
+            "the afternoon first, then the morning: {monday:?}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_tells_a_closure_from_a_booking() {
+        let mut res = resources();
+        let d = date(2026, 11, 30);
+        let at = |h: i8, m: i8| {
+            d.to_datetime(time(h, m, 0, 0))
+                .to_zoned_datetime(tz())
+                .expect("valid")
+                .timestamp()
+        };
+        let req = request(d);
+        res.add_closure(
+            ResourceId::Room(1),
+            Interval {
+                start: at(8, 0),
+                end: at(9, 0),
+            },
+        );
+        res.busy.add(
+            ResourceId::Room(1),
+            Interval {
+                start: at(10, 0),
+                end: at(10, 30),
+            },
+        );
+        res.add_closure(
+            ResourceId::Radiologist(10),
+            Interval {
+                start: at(11, 0),
+                end: at(12, 0),
+            },
+        );
+        let closed = check_option(&res, &req, at(8, 20), 1, 10).expect_err("closed");
+        assert_eq!(closed, Refusal::Rule("the room is closed then".into()));
+        let taken = check_option(&res, &req, at(10, 0), 1, 10).expect_err("booked");
+        assert_eq!(
+            taken,
+            Refusal::Taken("the room is already booked then".into())
+        );
+        let away = check_option(&res, &req, at(11, 0), 1, 10).expect_err("away");
+        assert_eq!(away, Refusal::Rule("the radiologist is away then".into()));
+        assert!(find_slots(&res, &req).iter().all(|o| o.start >= at(9, 0)));
     }
 
     #[test]
@@ -633,16 +845,19 @@ mod tests {
         assert!(
             check_option(&res, &req, at(9, 0), 2, 10)
                 .expect_err("CT room")
+                .message()
                 .contains("CT")
         );
         assert!(
             check_option(&res, &req, at(13, 0), 1, 10)
                 .expect_err("rad 10 works mornings")
+                .message()
                 .contains("not working")
         );
         assert!(
             check_option(&res, &req, at(9, 3), 1, 10)
                 .expect_err("grid")
+                .message()
                 .contains("5-minute")
         );
         let mut later = req.clone();
@@ -650,6 +865,7 @@ mod tests {
         assert!(
             check_option(&res, &later, at(9, 0), 1, 10)
                 .expect_err("too early")
+                .message()
                 .contains("earliest safe")
         );
         let mut si = req.clone();
@@ -657,6 +873,7 @@ mod tests {
         assert!(
             check_option(&res, &si, at(9, 0), 1, 10)
                 .expect_err("credentials")
+                .message()
                 .contains("credentialed")
         );
     }

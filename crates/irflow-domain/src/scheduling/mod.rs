@@ -14,6 +14,6 @@ mod finder;
 
 pub use availability::{BusyIndex, Interval, WeeklyWindow};
 pub use finder::{
-    ChairInfo, ChairOption, RadiologistInfo, ResourceId, RoomInfo, SlotOption, SlotRequest,
-    SlotResources, TimeOfDay, check_option, find_slots,
+    ChairInfo, ChairOption, RadiologistInfo, Refusal, ResourceId, RoomInfo, SlotOption,
+    SlotRequest, SlotResources, TimeOfDay, check_option, find_slots, search_is_complete,
 };

@@ -653,8 +653,11 @@ impl Store {
     }
 
     /// Time freed by cancellations, moves and no-shows that starts between `from` and
-    /// `to`: the cancelled appointments, newest first. Ids, rooms and times only (no
-    /// patient data), so that the time can be offered to the waitlist.
+    /// `to`: the cancelled appointments, earliest start first, one per room and start
+    /// — the latest cancellation of it, as the cancellation's own offer names (a time
+    /// first freed by a case's own move and later booked and freed by another is
+    /// offered to that case too). Ids, rooms and times only (no patient data), so
+    /// that the time can be offered to the waitlist.
     pub async fn freed_times(
         &self,
         site: i64,
@@ -663,7 +666,7 @@ impl Store {
     ) -> Result<Vec<AppointmentRecord>> {
         let ids: Vec<i64> = sqlx::query_scalar(self.sql(
             "SELECT id FROM appointments WHERE site_id = ? AND status = 'cancelled'
-               AND starts_at >= ? AND starts_at < ? ORDER BY starts_at, id LIMIT 50",
+               AND starts_at >= ? AND starts_at < ? ORDER BY starts_at, id DESC LIMIT 50",
         ))
         .bind(site)
         .bind(micros(from))
@@ -673,7 +676,7 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let a = self.appointment_by_id(id).await?;
-            // One freed time per room and start (a time cancelled twice is offered once).
+            // One freed time per room and start: the latest cancellation of it.
             if !out
                 .iter()
                 .any(|o: &AppointmentRecord| o.room_id == a.room_id && o.start == a.start)

@@ -1136,6 +1136,47 @@ async fn racing_bookings_have_exactly_one_winner(db: &TestDatabase) {
             end: start + SignedDuration::from_mins(5)
         }
     ));
+    // A time freed twice is offered as its latest cancellation freed it: here first by
+    // `loser`, then by another case (so it may be offered back to `loser`).
+    store
+        .cancel_appointment(
+            &scheduler,
+            loser,
+            "moved elsewhere",
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    let other = ready_case(store, &w, "Other").await;
+    store
+        .book_appointment(
+            &scheduler,
+            other,
+            &site,
+            &after,
+            10,
+            None,
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    store
+        .cancel_appointment(&scheduler, other, "unwell", Timestamp::now(), today())
+        .await
+        .unwrap();
+    let freed = store
+        .freed_times(
+            site.id,
+            after.start - SignedDuration::from_hours(1),
+            after.start + SignedDuration::from_hours(1),
+        )
+        .await
+        .unwrap();
+    let at_after: Vec<_> = freed.iter().filter(|a| a.start == after.start).collect();
+    assert_eq!(at_after.len(), 1, "one offer per room and start");
+    assert_eq!(at_after[0].case_id, other, "the latest cancellation");
     // A case that is not ready cannot be booked.
     let referred = open_case(store, &w.referrer, "NotReady").await;
     let far = irflow_domain::scheduling::SlotOption {

@@ -631,25 +631,32 @@ async fn slots_show_closures_and_keep_the_wall_clock_across_dst() {
     .await;
     assert_eq!(status, 404);
 
-    // Spring forward (Sunday 2027-03-14): Friday opens at 08:00 EST, Monday at 08:00 EDT.
+    // Spring forward (a Sunday in March): Friday opens at 08:00 EST, Monday at 08:00 EDT.
+    let spring = common::spring_forward(common::dst_year());
+    let day = common::days_from;
     let (status, bundle) = fhir(
         &app,
         Some(&sched),
-        &format!("/fhir/r4/Slot?schedule={fluoro2}&start=ge2027-03-12&start=lt2027-03-16"),
+        &format!(
+            "/fhir/r4/Slot?schedule={fluoro2}&start=ge{}&start=lt{}",
+            day(spring, -2),
+            day(spring, 2)
+        ),
     )
     .await;
     assert_eq!(status, 200, "{bundle}");
+    let (friday, monday) = (day(spring, -2), day(spring, 1));
     assert_eq!(
         spans(&resources(&bundle)),
         [
             (
-                "2027-03-12T08:00:00-05:00".to_owned(),
-                "2027-03-12T16:00:00-05:00".to_owned(),
+                format!("{friday}T08:00:00-05:00"),
+                format!("{friday}T16:00:00-05:00"),
                 "free".to_owned()
             ),
             (
-                "2027-03-15T08:00:00-04:00".to_owned(),
-                "2027-03-15T16:00:00-04:00".to_owned(),
+                format!("{monday}T08:00:00-04:00"),
+                format!("{monday}T16:00:00-04:00"),
                 "free".to_owned()
             ),
         ]
@@ -715,14 +722,17 @@ async fn slots_show_closures_and_keep_the_wall_clock_across_dst() {
     let (_, bundle) = fhir(
         &app,
         Some(&sched),
-        &format!("/fhir/r4/Slot?schedule=Schedule/radiologist-{rad2}&start=ge2027-03-15&start=lt2027-03-17"),
+        &format!(
+            "/fhir/r4/Slot?schedule=Schedule/radiologist-{rad2}&start=ge{monday}&start=lt{}",
+            day(spring, 3)
+        ),
     )
     .await;
     assert_eq!(
         spans(&resources(&bundle)),
         [(
-            "2027-03-15T08:00:00-04:00".to_owned(),
-            "2027-03-15T16:00:00-04:00".to_owned(),
+            format!("{monday}T08:00:00-04:00"),
+            format!("{monday}T16:00:00-04:00"),
             "free".to_owned()
         )],
         "Monday only; Tuesday is not one of their days"

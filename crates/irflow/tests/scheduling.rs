@@ -529,13 +529,17 @@ async fn freed_time_is_offered_to_the_waitlist_and_taken() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preferences_and_the_radiologists_plan_shape_the_options() {
     let app = App::start().await;
+    // A Monday well past the demo's bookings.
+    let monday = jiff::civil::date(common::dst_year(), 1, 1)
+        .nth_weekday_of_month(2, jiff::civil::Weekday::Monday)
+        .unwrap();
     let sched = app.token_for("scheduler").await;
     let rad = app.token_for("radiologist").await;
     let cohen = app.case_of("Cohen").await;
     let (_, plain) = get(
         &app,
         &sched,
-        &format!("/api/v1/cases/{cohen}/slots?limit=3&from=2027-01-11"),
+        &format!("/api/v1/cases/{cohen}/slots?limit=3&from={monday}"),
     )
     .await;
     let first_plain = plain["slots"][0]["start"].as_str().unwrap().to_owned();
@@ -556,7 +560,7 @@ async fn preferences_and_the_radiologists_plan_shape_the_options() {
     let (_, pref) = get(
         &app,
         &sched,
-        &format!("/api/v1/cases/{cohen}/slots?limit=3&from=2027-01-11"),
+        &format!("/api/v1/cases/{cohen}/slots?limit=3&from={monday}"),
     )
     .await;
     let first = pref["slots"][0]["start"].as_str().unwrap();
@@ -608,7 +612,7 @@ async fn preferences_and_the_radiologists_plan_shape_the_options() {
     let (_, ct) = get(
         &app,
         &sched,
-        &format!("/api/v1/cases/{cohen}/slots?limit=10&from=2027-01-11"),
+        &format!("/api/v1/cases/{cohen}/slots?limit=10&from={monday}"),
     )
     .await;
     let slots = ct["slots"].as_array().unwrap();
@@ -710,11 +714,24 @@ async fn daylight_saving_changes_keep_clinic_hours_at_the_api() {
     let app = App::start().await;
     let sched = app.token_for("scheduler").await;
     let cohen = app.case_of("Cohen").await;
+    let year = common::dst_year();
+    let (spring, fall) = (common::spring_forward(year), common::fall_back(year));
+    let day = common::days_from;
     for (from, expected) in [
-        ("2027-03-12", "2027-03-12T08:00:00-05:00"), // Friday before the spring change
-        ("2027-03-13", "2027-03-15T08:00:00-04:00"), // the weekend of the change -> Monday, EDT
-        ("2027-11-05", "2027-11-05T08:00:00-04:00"), // Friday before the autumn change
-        ("2027-11-06", "2027-11-08T08:00:00-05:00"), // -> Monday, EST
+        // Friday before the spring change
+        (
+            day(spring, -2),
+            format!("{}T08:00:00-05:00", day(spring, -2)),
+        ),
+        // the weekend of the change -> Monday, EDT
+        (
+            day(spring, -1),
+            format!("{}T08:00:00-04:00", day(spring, 1)),
+        ),
+        // Friday before the autumn change
+        (day(fall, -2), format!("{}T08:00:00-04:00", day(fall, -2))),
+        // -> Monday, EST
+        (day(fall, -1), format!("{}T08:00:00-05:00", day(fall, 1))),
     ] {
         let (status, v) = get(
             &app,
@@ -723,13 +740,20 @@ async fn daylight_saving_changes_keep_clinic_hours_at_the_api() {
         )
         .await;
         assert_eq!(status, 200, "{v}");
-        assert_eq!(v["slots"][0]["start"], expected, "from {from}: {v}");
+        assert_eq!(
+            v["slots"][0]["start"],
+            expected.as_str(),
+            "from {from}: {v}"
+        );
     }
     // Book the Monday after the spring change; arrival is 15 minutes earlier, same zone.
     let (_, v) = get(
         &app,
         &sched,
-        &format!("/api/v1/cases/{cohen}/slots?limit=1&from=2027-03-13"),
+        &format!(
+            "/api/v1/cases/{cohen}/slots?limit=1&from={}",
+            day(spring, -1)
+        ),
     )
     .await;
     let (status, a) = send(
@@ -741,13 +765,14 @@ async fn daylight_saving_changes_keep_clinic_hours_at_the_api() {
     )
     .await;
     assert_eq!(status, 201, "{a}");
-    assert_eq!(a["start"], "2027-03-15T08:00:00-04:00");
-    assert_eq!(a["arrive_by"], "2027-03-15T07:45:00-04:00");
+    let monday = day(spring, 1);
+    assert_eq!(a["start"], format!("{monday}T08:00:00-04:00"));
+    assert_eq!(a["arrive_by"], format!("{monday}T07:45:00-04:00"));
     // Move it across the autumn change: still 08:00 local, now at -05:00.
     let (_, v) = get(
         &app,
         &sched,
-        &format!("/api/v1/cases/{cohen}/slots?limit=1&from=2027-11-06"),
+        &format!("/api/v1/cases/{cohen}/slots?limit=1&from={}", day(fall, -1)),
     )
     .await;
     let target = v["slots"][0].clone();
@@ -760,13 +785,14 @@ async fn daylight_saving_changes_keep_clinic_hours_at_the_api() {
     )
     .await;
     assert_eq!(status, 200, "{m}");
-    assert_eq!(m["start"], "2027-11-08T08:00:00-05:00");
-    assert_eq!(m["end"], "2027-11-08T08:20:00-05:00");
-    assert_eq!(m["arrive_by"], "2027-11-08T07:45:00-05:00");
+    let monday = day(fall, 1);
+    assert_eq!(m["start"], format!("{monday}T08:00:00-05:00"));
+    assert_eq!(m["end"], format!("{monday}T08:20:00-05:00"));
+    assert_eq!(m["arrive_by"], format!("{monday}T07:45:00-05:00"));
     // The same instant written in UTC is the same booking (idempotent by instant).
     let (_, again) = get(&app, &sched, &format!("/api/v1/cases/{cohen}/appointment")).await;
     let utc: jiff::Timestamp = again["start"].as_str().unwrap().parse().unwrap();
-    assert_eq!(utc.to_string(), "2027-11-08T13:00:00Z");
+    assert_eq!(utc.to_string(), format!("{monday}T13:00:00Z"));
     app.stop().await;
 }
 

@@ -26,6 +26,31 @@ pub fn today(tz: &jiff::tz::TimeZone) -> jiff::civil::Date {
     jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date()
 }
 
+/// A year whose daylight-saving changes lie well ahead of today and of anything the
+/// demo books, so that tests across them never go stale.
+pub fn dst_year() -> i16 {
+    today(&jiff::tz::TimeZone::get("America/New_York").unwrap()).year() + 2
+}
+
+/// New York's spring change in `year`: the second Sunday of March.
+pub fn spring_forward(year: i16) -> jiff::civil::Date {
+    jiff::civil::date(year, 3, 1)
+        .nth_weekday_of_month(2, jiff::civil::Weekday::Sunday)
+        .unwrap()
+}
+
+/// New York's autumn change in `year`: the first Sunday of November.
+pub fn fall_back(year: i16) -> jiff::civil::Date {
+    jiff::civil::date(year, 11, 1)
+        .nth_weekday_of_month(1, jiff::civil::Weekday::Sunday)
+        .unwrap()
+}
+
+/// `date` moved by `days`, as `YYYY-MM-DD`.
+pub fn days_from(date: jiff::civil::Date, days: i64) -> String {
+    (date + jiff::Span::new().days(days)).to_string()
+}
+
 /// The backend this run exercises end to end: PostgreSQL when configured.
 pub fn backend() -> Backend {
     if irflow_store::testing::postgres_url().is_some() {

@@ -1442,7 +1442,7 @@ async fn random_booking_sequences_never_double_book_or_book_unsafely(db: &TestDa
     let mut runner = TestRunner::deterministic();
     let (mut won, mut raced) = (0usize, 0usize);
     let sequences = proptest::collection::vec(booking_op(), 10..40);
-    for round in 0..6 {
+    for round in 0..12 {
         // Fresh cases each round; each has its own earliest safe instant (some are
         // held until Tuesday 09:00, some need a recovery chair).
         let mut cases = Vec::new();

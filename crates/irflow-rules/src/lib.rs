@@ -573,8 +573,9 @@ pub fn from_texts(texts: &[(&str, &str)]) -> Result<RulePack, RulesError> {
         return Err(err(f, "antibiotic_window.days must be 1-60"));
     }
     let minutes = l.monitoring.value.minutes;
-    if !(0..=240).contains(&minutes) {
-        return Err(err(f, "monitoring.minutes must be 0-240"));
+    // CLINICAL-RULES: a patient who drives is monitored for 30-60 minutes.
+    if !(30..=60).contains(&minutes) {
+        return Err(err(f, "monitoring.minutes must be 30-60"));
     }
     let lifting = l.activity.value.no_heavy_lifting_days;
     if lifting > 60 {

@@ -486,6 +486,11 @@ fn invalid_packs_are_refused_precisely() {
             "antibiotic_window.days must be 1-60",
         ),
         (
+            replaced("local.toml", "minutes = 60", "minutes = 90"),
+            "local.toml",
+            "monitoring.minutes must be 30-60",
+        ),
+        (
             replaced("pack.toml", "version = \"2026.11.2\"", "version = \"\""),
             "pack.toml",
             "name and version are required",

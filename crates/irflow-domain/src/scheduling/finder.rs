@@ -887,6 +887,8 @@ mod tests {
             not_before_min in 0i64..(5 * 24 * 60),
             monitoring in proptest::option::of(30u32..61),
             ct in any::<bool>(),
+            preferred in proptest::collection::vec(0usize..7, 0..3),
+            limit in 1usize..20,
         ) {
             let mut res = resources();
             let from = date(2026, 11, 30);
@@ -902,9 +904,27 @@ mod tests {
             let mut req = request(from);
             req.not_before = base + SignedDuration::from_mins(not_before_min);
             req.monitoring_minutes = monitoring;
-            req.limit = 20;
+            req.limit = limit;
+            let weekdays = [
+                Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday,
+                Weekday::Friday, Weekday::Saturday, Weekday::Sunday,
+            ];
+            req.preferred_days = preferred.iter().map(|i| weekdays[*i]).collect();
             if ct { req.modalities = vec![Modality::Ct]; }
-            for s in find_slots(&res, &req) {
+            let found = find_slots(&res, &req);
+            // At most `limit`, each start once, days in order; the earliest option is
+            // always first unless one option only was asked for and none is found.
+            prop_assert!(found.len() <= req.limit);
+            let mut starts: Vec<Timestamp> = found.iter().map(|s| s.start).collect();
+            starts.dedup();
+            prop_assert_eq!(starts.len(), found.len());
+            let day = |t: Timestamp| t.to_zoned_datetime(tz()).date();
+            prop_assert!(found.windows(2).all(|w| day(w[0].start) <= day(w[1].start)));
+            let mut plain = req.clone();
+            plain.preferred_days.clear();
+            let earliest = find_slots(&res, &plain);
+            prop_assert_eq!(found.first().map(|s| day(s.start)), earliest.first().map(|s| day(s.start)));
+            for s in found {
                 prop_assert!(s.start >= req.not_before);
                 let room = res.rooms.iter().find(|r| r.id == s.room).expect("room");
                 prop_assert!(req.modalities.contains(&room.modality));

@@ -323,6 +323,11 @@ pub struct Requirements {
     pub has_mrn: bool,
     /// Minutes of monitoring for a patient who drives (from the screening decision / pack).
     pub monitoring_minutes: u32,
+    /// The screening call recorded that pregnancy is not possible (its facts'
+    /// `pregnancy_possible` false), so the question is not asked again on the day.
+    /// `false` — the default — when the screening said it is possible, or there is no
+    /// screening to say: then the pregnancy status is required ("where relevant").
+    pub pregnancy_ruled_out: bool,
 }
 
 impl Requirements {
@@ -338,6 +343,7 @@ impl Requirements {
                 ChecklistItem::BloodThinners => self.checked_drugs().next().is_some(),
                 ChecklistItem::Glucose => self.diabetic,
                 ChecklistItem::Premedication => self.premedication_planned,
+                ChecklistItem::Pregnancy => !self.pregnancy_ruled_out,
                 _ => true,
             })
             .collect()
@@ -720,6 +726,18 @@ pub fn status(req: &Requirements, recorded: &Recorded, today: Date) -> Checklist
             Some(Outcome::Stop(why)) => s.stops.push((item, why)),
         }
     }
+    // Not required, but asked anyway: "may be pregnant" said on the day still stops.
+    if !s.required.contains(&ChecklistItem::Pregnancy)
+        && let Some(Answer::Pregnancy(PregnancyStatus::Possible)) = recorded
+            .answers
+            .iter()
+            .rev()
+            .find(|a| a.item() == ChecklistItem::Pregnancy)
+        && let Ok(Outcome::Stop(why)) =
+            check_answer(req, &Answer::Pregnancy(PregnancyStatus::Possible), today)
+    {
+        s.stops.push((ChecklistItem::Pregnancy, why));
+    }
     s
 }
 
@@ -915,6 +933,73 @@ mod tests {
             date: d,
             time: t,
         }])
+    }
+
+    #[test]
+    fn pregnancy_is_asked_only_where_relevant() {
+        // Screening said not possible (e.g. a man): not required, not missing.
+        let ruled_out = Requirements {
+            pregnancy_ruled_out: true,
+            ..Requirements::default()
+        };
+        assert!(
+            !ruled_out
+                .required_items()
+                .contains(&ChecklistItem::Pregnancy)
+        );
+        let today = date(2026, 9, 21);
+        let done_without = status(
+            &ruled_out,
+            &Recorded {
+                answers: vec![
+                    Answer::Identity(IdentityCheck::NameAndDateOfBirth),
+                    Answer::Escort(EscortPlan::Escort),
+                    Answer::AllergiesReviewed,
+                ],
+                consent: true,
+                time_out: Some(TimeOut {
+                    patient: true,
+                    procedure: true,
+                    level: true,
+                    side: true,
+                }),
+            },
+            today,
+        );
+        assert!(done_without.is_complete(), "{done_without:?}");
+        // Said possible at screening, or no screening at all: asked.
+        assert!(
+            Requirements::default()
+                .required_items()
+                .contains(&ChecklistItem::Pregnancy)
+        );
+        let missing = status(&Requirements::default(), &Recorded::default(), today);
+        assert!(missing.missing.contains(&ChecklistItem::Pregnancy));
+        // Asked anyway and "may be pregnant": that still stops the day.
+        let asked = status(
+            &ruled_out,
+            &Recorded {
+                answers: vec![Answer::Pregnancy(PregnancyStatus::Possible)],
+                ..Recorded::default()
+            },
+            today,
+        );
+        assert!(
+            asked
+                .stops
+                .iter()
+                .any(|(i, _)| *i == ChecklistItem::Pregnancy),
+            "{asked:?}"
+        );
+        let fine = status(
+            &ruled_out,
+            &Recorded {
+                answers: vec![Answer::Pregnancy(PregnancyStatus::NotPossible)],
+                ..Recorded::default()
+            },
+            today,
+        );
+        assert!(fine.stops.is_empty());
     }
 
     #[test]

@@ -129,6 +129,13 @@ pub(crate) fn requirements(
         monitoring_minutes: decision
             .and_then(|d| d.monitoring_minutes)
             .unwrap_or(pack.policy.monitoring_minutes),
+        // The screening's `pregnancy_possible` gives the pack's pregnancy finding when
+        // true; a screening without it ruled pregnancy out. No screening: asked.
+        pregnancy_ruled_out: decision.is_some_and(|d| {
+            !d.findings
+                .iter()
+                .any(|f| f.rule_id == pack.policy.pregnancy.id)
+        }),
     }
 }
 

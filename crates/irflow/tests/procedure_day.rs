@@ -182,15 +182,9 @@ async fn a_full_day_from_check_in_to_discharge() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         v["checklist"]["required"],
-        json!([
-            "identity",
-            "consent",
-            "escort",
-            "allergies",
-            "pregnancy",
-            "time_out"
-        ]),
-        "an uneventful patient: no blood thinner, glucose or premedication item"
+        json!(["identity", "consent", "escort", "allergies", "time_out"]),
+        "an uneventful patient: no blood thinner, glucose or premedication item, and \
+         the screening ruled pregnancy out"
     );
     assert_eq!(
         v["risks"]["risks"][4], "Spinal headache",
@@ -350,16 +344,13 @@ async fn start_is_refused_until_every_item_is_done() {
     let (status, v) = post(&app, &rad, &start, json!({})).await;
     assert_eq!(status, 409, "{v}");
     let m = message(&v);
-    for missing in [
-        "identity",
-        "consent",
-        "escort",
-        "allergies",
-        "pregnancy",
-        "time-out",
-    ] {
+    for missing in ["identity", "consent", "escort", "allergies", "time-out"] {
         assert!(m.contains(missing), "{missing} named in {m}");
     }
+    assert!(
+        !m.contains("pregnancy"),
+        "the screening ruled pregnancy out: not asked again: {m}"
+    );
     // Bad input is refused and stores nothing.
     let url = format!("/api/v1/cases/{case}/checklist");
     for (body, status_wanted) in [
@@ -1017,5 +1008,42 @@ async fn the_demo_board_shows_a_day_under_way() {
         json!(["identity", "consent"]),
         "{cl}"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pregnancy_is_asked_where_the_screening_says_it_is_possible() {
+    let app = App::start().await;
+    let nurse = app.token_for("nurse").await;
+    // Layla Haddad's screening recorded a possible pregnancy (and waits for an action).
+    let case = app.case_of("Haddad").await;
+    let (status, v) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/cases/{case}/transitions"),
+        json!({"action": "mark_ready"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    book_now(&app, case).await;
+    check_in(&app, &nurse, case).await;
+    let (_, v) = get(&app, &nurse, &format!("/api/v1/cases/{case}/checklist")).await;
+    assert!(
+        v["checklist"]["missing"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("pregnancy")),
+        "{v}"
+    );
+    // "May be pregnant" stops the day.
+    let (status, v) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/cases/{case}/checklist"),
+        json!({"item": "pregnancy", "value": "possible"}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    assert!(message(&v).contains("pregnant"), "{v}");
     app.stop().await;
 }

@@ -6,7 +6,8 @@
 //!    |  ^         |  ^        ^                                           |
 //!    v  |         v  |        |                                           v
 //! returned     deferred / awaiting_action                             recovery -> discharged -> followed_up
-//! side exits: cancelled (before the procedure), no_show (booked, did not come; can be rebooked)
+//! side exits: cancelled (before the procedure), no_show (booked, did not come; can be rebooked),
+//!             not_treated (arrived -> ready: sent home untreated, e.g. a checklist stop; can be rebooked)
 //! ```
 //!
 //! Every accepted transition produces a [`PathwayEvent`] (who, when, why); every
@@ -190,6 +191,10 @@ pub enum Action {
     CheckIn,
     /// The procedure started.
     StartProcedure,
+    /// The patient came but goes home untreated today (e.g. the checklist stopped on a
+    /// blood thinner not held long enough): the booking is released and the case is
+    /// ready to book again.
+    NotTreated,
     /// The procedure ended; recovery begins.
     EndProcedure,
     /// The patient went home.
@@ -206,7 +211,7 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::Accept,
         Action::Return,
         Action::Resubmit,
@@ -220,6 +225,7 @@ impl Action {
         Action::Unschedule,
         Action::CheckIn,
         Action::StartProcedure,
+        Action::NotTreated,
         Action::EndProcedure,
         Action::Discharge,
         Action::RecordFollowUp,
@@ -247,6 +253,9 @@ impl Action {
             (A::Unschedule, S::Scheduled | S::Confirmed) => S::Ready,
             (A::CheckIn, S::Scheduled | S::Confirmed) => S::Arrived,
             (A::StartProcedure, S::Arrived) => S::InProcedure,
+            // Ready rather than screening: booking re-evaluates the screening for the
+            // new date (holds included), and staff can still send it back to screening.
+            (A::NotTreated, S::Arrived) => S::Ready,
             (A::EndProcedure, S::InProcedure) => S::Recovery,
             (A::Discharge, S::Recovery) => S::Discharged,
             (A::RecordFollowUp, S::Discharged) => S::FollowedUp,
@@ -292,6 +301,8 @@ impl Action {
             A::CheckIn => &[R::Scheduler, R::Nurse],
             A::StartProcedure | A::EndProcedure => &[R::Radiologist, R::Nurse],
             A::Discharge | A::RecordFollowUp => &[R::Nurse],
+            // The radiologist decides; the nurse or the scheduler at the desk may record it.
+            A::NotTreated => &[R::Nurse, R::Radiologist, R::Scheduler],
             A::Cancel => &[R::Scheduler, R::Nurse, R::Radiologist, R::Referrer],
         }
     }
@@ -311,7 +322,25 @@ impl Action {
                 | Action::Reschedule
                 | Action::Unschedule
                 | Action::RecordNoShow
+                | Action::NotTreated
                 | Action::Cancel
+        )
+    }
+
+    /// Actions taken only through their own step, never the generic transition: a
+    /// booking reserves resources, the procedure day keeps its own records (checklist,
+    /// monitoring, the released appointment), the follow-up comes with its answers.
+    pub const fn has_own_step(self) -> bool {
+        matches!(
+            self,
+            Action::Schedule
+                | Action::Reschedule
+                | Action::Unschedule
+                | Action::StartProcedure
+                | Action::NotTreated
+                | Action::EndProcedure
+                | Action::Discharge
+                | Action::RecordFollowUp
         )
     }
 
@@ -331,6 +360,7 @@ impl Action {
             Action::Unschedule => "unschedule",
             Action::CheckIn => "check_in",
             Action::StartProcedure => "start_procedure",
+            Action::NotTreated => "not_treated",
             Action::EndProcedure => "end_procedure",
             Action::Discharge => "discharge",
             Action::RecordFollowUp => "record_follow_up",
@@ -356,6 +386,7 @@ impl Action {
             Action::Unschedule => "Release booking",
             Action::CheckIn => "Check in",
             Action::StartProcedure => "Start procedure",
+            Action::NotTreated => "Not treated today",
             Action::EndProcedure => "End procedure",
             Action::Discharge => "Discharge",
             Action::RecordFollowUp => "Record follow-up",
@@ -381,6 +412,7 @@ impl Action {
             Action::Unschedule => "release the booking of",
             Action::CheckIn => "check in",
             Action::StartProcedure => "start the procedure for",
+            Action::NotTreated => "record \"not treated today\" for",
             Action::EndProcedure => "end the procedure for",
             Action::Discharge => "discharge",
             Action::RecordFollowUp => "record the follow-up for",
@@ -813,6 +845,80 @@ mod tests {
     }
 
     #[test]
+    fn an_arrived_patient_can_go_home_untreated_and_be_rebooked() {
+        let req = TransitionRequest::new(Action::NotTreated)
+            .because("clopidogrel taken 2 days ago; planned last dose 5 days before");
+        for role in [Role::Nurse, Role::Radiologist, Role::Scheduler] {
+            let event = decide(CaseState::Arrived, &req, &actor(role), now(), today())
+                .expect("staff may send an arrived patient home");
+            assert_eq!(event.to, CaseState::Ready);
+            assert!(event.reason.is_some());
+        }
+        for role in [Role::Admin, Role::Referrer] {
+            assert_eq!(
+                decide(CaseState::Arrived, &req, &actor(role), now(), today()),
+                Err(TransitionError::RoleNotPermitted {
+                    role,
+                    action: Action::NotTreated
+                })
+            );
+        }
+        let bare = TransitionRequest::new(Action::NotTreated);
+        let err = decide(
+            CaseState::Arrived,
+            &bare,
+            &actor(Role::Nurse),
+            now(),
+            today(),
+        )
+        .expect_err("a reason is required");
+        assert_eq!(
+            err.to_string(),
+            "a reason is required to record \"not treated today\" for a case"
+        );
+        // Only before the procedure starts, and only for a patient who came.
+        for from in CaseState::ALL {
+            assert_eq!(
+                Action::NotTreated.target(from).is_some(),
+                from == CaseState::Arrived,
+                "{from}"
+            );
+        }
+        // From ready the case is booked again as any other.
+        assert_eq!(
+            Action::Schedule.target(CaseState::Ready),
+            Some(CaseState::Scheduled)
+        );
+        assert!(
+            CaseState::Arrived
+                .available_actions()
+                .any(|a| a == Action::NotTreated)
+        );
+    }
+
+    #[test]
+    fn own_steps_are_the_ones_the_store_keeps_to_itself() {
+        let own: Vec<&str> = Action::ALL
+            .into_iter()
+            .filter(|a| a.has_own_step())
+            .map(Action::as_str)
+            .collect();
+        assert_eq!(
+            own,
+            [
+                "schedule",
+                "reschedule",
+                "unschedule",
+                "start_procedure",
+                "not_treated",
+                "end_procedure",
+                "discharge",
+                "record_follow_up"
+            ]
+        );
+    }
+
+    #[test]
     fn names_round_trip() {
         for s in CaseState::ALL {
             assert_eq!(s.as_str().parse::<CaseState>(), Ok(s));
@@ -877,6 +983,11 @@ mod tests {
                 if e.to == CaseState::InProcedure { prop_assert_eq!(e.from, CaseState::Arrived); }
                 if e.to == CaseState::Scheduled && e.action == Action::Schedule {
                     prop_assert_eq!(e.from, CaseState::Ready);
+                }
+                // Going home untreated only ever happens before the start, and frees the case to book.
+                if e.action == Action::NotTreated {
+                    prop_assert_eq!(e.from, CaseState::Arrived);
+                    prop_assert_eq!(e.to, CaseState::Ready);
                 }
             }
         }

@@ -189,10 +189,32 @@ fn detail_json(d: &CaseDetail, caller: &ApiCaller, tz: &jiff::tz::TimeZone) -> V
         "preferred_language": d.patient.preferred_language,
     });
     v["timeline"] = d.timeline.iter().map(|t| timeline_json(t, tz)).collect();
-    v["available_actions"] = views::actions_for(d.case.state, caller.user.role)
+    // The generic transition takes the first kind; the others are listed with the
+    // endpoint that takes them (the transition endpoint refuses them).
+    let id = d.case.id;
+    let generic = views::actions_for(d.case.state, caller.user.role)
         .into_iter()
-        .map(|a| json!({ "action": a.as_str(), "label": a.label(), "reason_required": a.requires_reason() }))
-        .collect();
+        .map(|a| {
+            json!({
+                "action": a.as_str(),
+                "label": a.label(),
+                "reason_required": a.requires_reason(),
+                "method": "POST",
+                "path": format!("/api/v1/cases/{id}/transitions"),
+            })
+        });
+    let own = views::own_step_actions_for(d.case.state, caller.user.role, id)
+        .into_iter()
+        .map(|(a, method, path)| {
+            json!({
+                "action": a.as_str(),
+                "label": a.label(),
+                "reason_required": a.requires_reason(),
+                "method": method,
+                "path": path,
+            })
+        });
+    v["available_actions"] = generic.chain(own).collect();
     v
 }
 

@@ -40,6 +40,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(checklist_page).post(checklist_submit),
         )
         .route("/cases/{id}/start", post(start_submit))
+        .route("/cases/{id}/not-treated", post(not_treated_submit))
         .route("/cases/{id}/end", post(end_submit))
         .route("/cases/{id}/recovery", get(recovery_page))
         .route("/cases/{id}/recovery/vitals", post(vitals_submit))
@@ -98,6 +99,7 @@ struct RowView {
     arrived: Option<String>,
     late: bool,
     no_show: bool,
+    not_treated: bool,
     checklist_key: &'static str,
     checklist_label: &'static str,
     stopped: Option<String>,
@@ -109,6 +111,7 @@ struct RowView {
     early_discharge: bool,
     can_check_in: bool,
     can_start: bool,
+    can_send_home: bool,
     can_end: bool,
     can_recover: bool,
 }
@@ -155,6 +158,7 @@ fn board_view(state: &AppState, who: &SignedIn, b: &Board) -> Vec<SiteView> {
                                 arrived: d.and_then(|d| d.arrived_at).map(|t| clock(t, tz)),
                                 late: r.late && col == Column::Arrived,
                                 no_show: r.no_show,
+                                not_treated: r.not_treated,
                                 checklist_key: r.checklist.key(),
                                 checklist_label: r.checklist.label(),
                                 stopped: r
@@ -191,10 +195,14 @@ fn board_view(state: &AppState, who: &SignedIn, b: &Board) -> Vec<SiteView> {
                                 early_discharge: d.is_some_and(|d| d.discharge_override.is_some()),
                                 can_check_in: col == Column::Expected
                                     && !r.no_show
+                                    && !r.not_treated
                                     && Action::CheckIn.permits(role),
                                 can_start: col == Column::Arrived
                                     && r.checklist == ChecklistGlance::Complete
                                     && Action::StartProcedure.permits(role),
+                                can_send_home: col == Column::Arrived
+                                    && r.checklist == ChecklistGlance::Stopped
+                                    && Action::NotTreated.permits(role),
                                 can_end: col == Column::InRoom
                                     && Action::EndProcedure.permits(role),
                                 can_recover: col == Column::Recovery,
@@ -214,7 +222,10 @@ fn board_view(state: &AppState, who: &SignedIn, b: &Board) -> Vec<SiteView> {
                 name: s.name.clone(),
                 summary: format!(
                     "{} patients · {} here · {} done",
-                    s.rows.iter().filter(|r| !r.no_show).count(),
+                    s.rows
+                        .iter()
+                        .filter(|r| !r.no_show && !r.not_treated)
+                        .count(),
                     count("arrived") + count("in_room") + count("recovery"),
                     count("discharged")
                 ),
@@ -274,6 +285,9 @@ fn done_notice(q: &DoneQuery) -> Option<String> {
         "started" => format!("Case {case}: the procedure started."),
         "ended" => format!("Case {case}: the procedure ended; recovery began."),
         "discharged" => format!("Case {case}: discharged."),
+        "not_treated" => format!(
+            "Case {case}: not treated today. The booking was released and the case is ready to book again."
+        ),
         _ => return None,
     })
 }
@@ -404,6 +418,9 @@ struct ChecklistPage {
     open: bool,
     can_edit: bool,
     can_start: bool,
+    /// The checklist is stopped and this role may send the patient home untreated.
+    can_send_home: bool,
+    not_treated_reason: String,
     closed_note: Option<String>,
     done_count: usize,
     required_count: usize,
@@ -691,6 +708,13 @@ async fn checklist_view(
         open,
         can_edit,
         can_start: open && status.is_complete() && Action::StartProcedure.permits(who.user.role),
+        can_send_home: open
+            && !status.stops.is_empty()
+            && Action::NotTreated.permits(who.user.role),
+        not_treated_reason: typed
+            .and_then(|t| t.get("reason"))
+            .unwrap_or_default()
+            .to_owned(),
         closed_note,
         done_count: status.done.len(),
         required_count: status.required.len(),
@@ -872,6 +896,45 @@ pub async fn start_submit(
                 None,
                 Some(("start".to_owned(), e.public_message())),
                 None,
+            )
+            .await
+            {
+                Ok(page) => render(&page, e.status()),
+                Err(_) => error_page(&state, Some(&who), &e),
+            }
+        }
+    }
+}
+
+/// `POST /cases/{id}/not-treated` (nurse, radiologist, scheduler): the patient goes
+/// home untreated with the reason; the booking is released and the case is ready to
+/// book again. A refusal shows the checklist again with the reason as typed.
+pub async fn not_treated_submit(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    let (pairs, id) = match case_form(&who, &id, &body) {
+        Ok(form) => form,
+        Err(e) => return error_page(&state, Some(&who), &e),
+    };
+    let reason = pairs_get(&pairs, "reason").unwrap_or_default();
+    match crate::procedure_day::not_treated(&state, &who.actor(), id, &reason).await {
+        Ok(_) => Redirect::to(&format!("/today?done=not_treated&case={id}")).into_response(),
+        Err(e @ (AppError::Internal(_) | AppError::NotFound(_) | AppError::Forbidden(_))) => {
+            error_page(&state, Some(&who), &e)
+        }
+        Err(e) => {
+            e.log();
+            let typed = RawEntry::from_form(pairs);
+            match checklist_view(
+                &state,
+                &who,
+                id,
+                None,
+                Some(("not_treated".to_owned(), e.public_message())),
+                Some(&typed),
             )
             .await
             {

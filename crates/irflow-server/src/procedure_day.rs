@@ -52,6 +52,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/api/v1/cases/{id}/start", post(api_start))
         .route("/api/v1/cases/{id}/end", post(api_end))
+        .route("/api/v1/cases/{id}/not-treated", post(api_not_treated))
         .route("/api/v1/cases/{id}/recovery", get(api_recovery))
         .route(
             "/api/v1/cases/{id}/vitals",
@@ -177,7 +178,7 @@ pub(crate) struct RawEntry {
 }
 
 impl RawEntry {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
             .rev()
@@ -539,6 +540,26 @@ pub(crate) async fn end(
         .map_err(case_error)
 }
 
+/// Sends an arrived patient home untreated with the reason (a checklist stop, the
+/// radiologist's decision): the booking is released and the case is ready to book
+/// again; then its reminders are re-planned as after any booking change (the
+/// released appointment's go; a failure there never undoes the step).
+pub(crate) async fn not_treated(
+    state: &AppState,
+    actor: &Actor,
+    case: CaseId,
+    reason: &str,
+) -> Result<PathwayEvent, AppError> {
+    staff_only(state, actor).await?;
+    let event = state
+        .store()
+        .not_treated(actor, case, reason, Timestamp::now(), state.today())
+        .await
+        .map_err(case_error)?;
+    crate::reminders::replan_after_change(state, actor, case).await;
+    Ok(event)
+}
+
 /// Vital signs as typed (form or JSON).
 pub(crate) fn parse_vitals(
     get: impl Fn(&str) -> Option<String>,
@@ -862,6 +883,8 @@ pub(crate) struct BoardRow {
     pub listing: AppointmentListing,
     pub column: Column,
     pub no_show: bool,
+    /// Came, was checked in, and went home untreated (the booking was released).
+    pub not_treated: bool,
     pub arrive_by: Timestamp,
     pub late: bool,
     pub day: Option<DayRecord>,
@@ -916,8 +939,9 @@ pub(crate) async fn board(state: &AppState, actor: &Actor) -> Result<Board, AppE
         .await?;
     let listings: Vec<AppointmentListing> = listings
         .into_iter()
-        // A plain cancellation frees the time; the board shows who is coming and came.
-        .filter(|l| l.appointment.state() != "cancelled")
+        // A plain cancellation frees the time; the board shows who is coming and came
+        // (a patient sent home untreated came: they stay, marked so).
+        .filter(|l| l.appointment.state() != "cancelled" || sent_home(&l.appointment))
         .collect();
     let days = state.store().day_records_between(actor, start, end).await?;
     let now = Timestamp::now();
@@ -935,9 +959,10 @@ pub(crate) async fn board(state: &AppState, actor: &Actor) -> Result<Board, AppE
     for listing in listings {
         let a = &listing.appointment;
         let no_show = a.state() == "no_show";
+        let not_treated = sent_home(a);
         let day = days
             .iter()
-            .find(|d| d.appointment_id == a.id && !no_show)
+            .find(|d| d.appointment_id == a.id && !no_show && !not_treated)
             .cloned();
         let arrive_by = crate::scheduling_api::arrive_by(state, a.start);
         let arrived_at = day.as_ref().and_then(|d| d.status.arrived_at);
@@ -946,10 +971,16 @@ pub(crate) async fn board(state: &AppState, actor: &Actor) -> Result<Board, AppE
                 .procedure_ended_at
                 .and_then(|ended| day::monitoring_until(ended, d.status.monitoring_minutes))
         });
-        let column = Column::of(listing.case_state);
+        // The case may be booked again (even later today): this row stays where it was.
+        let column = if not_treated {
+            Column::Expected
+        } else {
+            Column::of(listing.case_state)
+        };
         let row = BoardRow {
             column,
             no_show,
+            not_treated,
             arrive_by,
             late: arrived_at.is_some_and(|t| t > arrive_by),
             checklist: ChecklistGlance::of(day.as_ref()),
@@ -975,6 +1006,11 @@ pub(crate) async fn board(state: &AppState, actor: &Actor) -> Result<Board, AppE
         sites.retain(|s| !s.rows.is_empty());
     }
     Ok(Board { date, now, sites })
+}
+
+/// A checked-in appointment that was then released: the patient went home untreated.
+fn sent_home(a: &irflow_store::AppointmentRecord) -> bool {
+    a.status == "cancelled" && a.attendance.as_deref() == Some("arrived")
 }
 
 fn time_json(t: Option<Timestamp>, tz: &TimeZone) -> Value {
@@ -1023,6 +1059,7 @@ fn board_json(state: &AppState, b: &Board) -> Value {
                     "case_state": l.case_state.as_str(),
                     "column": r.column.key(),
                     "no_show": r.no_show,
+                    "not_treated": r.not_treated,
                     "patient": {
                         "name": format!("{}, {}", l.family_name, l.given_name),
                         "mrn": l.mrn,
@@ -1279,6 +1316,36 @@ pub async fn api_end(
     let id = parse_case_id(&id)?;
     let event = end(&state, &caller.actor(), id).await?;
     Ok(Json(moved_json(id, &event, &state)))
+}
+
+/// `POST /api/v1/cases/{id}/not-treated`: `{"reason": "..."}` — the patient goes home
+/// untreated today; the booking is released and the case is ready to book again.
+pub async fn api_not_treated(
+    State(state): State<AppState>,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let id = parse_case_id(&id)?;
+    let map = json_object(&body)?;
+    let reason = match map.get("reason") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(AppError::BadRequest("reason must be text".to_owned()).into());
+        }
+    };
+    if let Some(k) = map.keys().find(|k| k.as_str() != "reason") {
+        return Err(AppError::BadRequest(format!(
+            "unknown field {k:?}: the body is {{\"reason\": \"...\"}}"
+        ))
+        .into());
+    }
+    let event = not_treated(&state, &caller.actor(), id, &reason).await?;
+    let mut v = moved_json(id, &event, &state);
+    v["reason"] = json!(event.reason);
+    v["rebook"] = json!(format!("/api/v1/cases/{id}/appointment"));
+    Ok(Json(v))
 }
 
 async fn recovery_value(state: &AppState, actor: &Actor, id: CaseId) -> Result<Value, AppError> {

@@ -1,6 +1,6 @@
 //! Shared presentation helpers: times in the site's zone, ages, labels.
 
-use irflow_domain::{Action, CaseState, Role};
+use irflow_domain::{Action, CaseId, CaseState, Role};
 use irflow_store::{CaseDetail, CaseSummary, TimelineEntry};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -56,11 +56,39 @@ pub fn age_on(date_of_birth: Date, on: Date) -> i16 {
     years
 }
 
-/// The actions a role may take on a case in its current state.
+/// The actions a role may take on a case in its current state through the generic
+/// transition (`POST /api/v1/cases/{id}/transitions`, the case page's buttons).
 pub fn actions_for(state: CaseState, role: Role) -> Vec<Action> {
     state
         .available_actions()
-        .filter(|a| a.permits(role))
+        .filter(|a| a.permits(role) && !a.has_own_step())
+        .collect()
+}
+
+/// The actions a role may take now that have their own step (booking, the procedure
+/// day, the follow-up), each with where it is taken: method and API path.
+pub fn own_step_actions_for(
+    state: CaseState,
+    role: Role,
+    case: CaseId,
+) -> Vec<(Action, &'static str, String)> {
+    state
+        .available_actions()
+        .filter(|a| a.permits(role) && a.has_own_step())
+        .filter_map(|a| {
+            let (method, tail) = match a {
+                Action::Schedule => ("POST", "appointment"),
+                Action::Reschedule => ("PUT", "appointment"),
+                Action::Unschedule => ("DELETE", "appointment"),
+                Action::StartProcedure => ("POST", "start"),
+                Action::NotTreated => ("POST", "not-treated"),
+                Action::EndProcedure => ("POST", "end"),
+                Action::Discharge => ("POST", "discharge"),
+                Action::RecordFollowUp => ("POST", "follow-up"),
+                _ => return None,
+            };
+            Some((a, method, format!("/api/v1/cases/{case}/{tail}")))
+        })
         .collect()
 }
 

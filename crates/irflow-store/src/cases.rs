@@ -640,6 +640,9 @@ impl Store {
             Action::Discharge => Some(
                 "discharge is recorded from recovery (POST /api/v1/cases/{id}/discharge), which checks the discharge criteria and the monitoring time",
             ),
+            Action::NotTreated => Some(
+                "a patient sent home untreated is recorded from the checklist (POST /api/v1/cases/{id}/not-treated), which releases the booking",
+            ),
             // The follow-up is recorded with its answers (procedure_records.rs).
             Action::RecordFollowUp => Some(
                 "the follow-up is recorded with the patient's answers, from the follow-up list (POST /api/v1/cases/{id}/follow-up)",

@@ -6,7 +6,7 @@
 //! ([`irflow_domain::procedure_day::Requirements`]); the domain decides what each
 //! answer means, and every write here re-evaluates the whole checklist against the
 //! requirements in the same transaction, so the procedure never starts on a stale
-//! "complete". The generic transition path refuses `start_procedure`,
+//! "complete". The generic transition path refuses `start_procedure`, `not_treated`,
 //! `end_procedure` and `discharge`: they happen only through these calls.
 //!
 //! Every call takes the [`Actor`] and leaves an audit event (in the transaction for
@@ -812,6 +812,68 @@ impl Store {
             case,
             &result,
             "action=end_procedure".to_owned(),
+        )
+        .await?;
+        result.map_err(hide_denial)
+    }
+
+    /// Sends an arrived patient home untreated today (nurse, radiologist or scheduler),
+    /// with the reason — typically after a checklist stop, when the radiologist decides
+    /// on another day. In one transaction: the appointment is cancelled with "not
+    /// treated today: …" (its check-in kept), its room, radiologist and chair are
+    /// released, and the case goes back to ready to book, on the timeline and audited.
+    /// The day's checklist stays as recorded; a new booking starts a new day.
+    pub async fn not_treated(
+        &self,
+        actor: &Actor,
+        case: CaseId,
+        reason: &str,
+        at: Timestamp,
+        today: Date,
+    ) -> Result<PathwayEvent> {
+        let result = async {
+            let (mut tx, appointment) = self.open_day(actor, case, at).await?;
+            let (state, version) = self.case_state(&mut tx, case).await?;
+            let event = pathway::decide(
+                state,
+                &TransitionRequest::new(Action::NotTreated).because(reason),
+                actor,
+                at,
+                today,
+            )?;
+            let why = event.reason.clone().unwrap_or_default();
+            sqlx::query(self.sql("DELETE FROM reservations WHERE appointment_id = ?"))
+                .bind(appointment)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(self.sql(
+                "UPDATE appointments SET status = 'cancelled', cancelled_reason = ? WHERE id = ?",
+            ))
+            .bind(format!("not treated today: {why}"))
+            .bind(appointment)
+            .execute(&mut *tx)
+            .await?;
+            self.move_case(
+                &mut tx,
+                actor,
+                case,
+                &event,
+                version,
+                Some(why),
+                &format!("appointment={appointment}"),
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(event)
+        }
+        .await;
+        self.audit_failure(
+            actor,
+            "transition",
+            "case",
+            case,
+            &result,
+            "action=not_treated".to_owned(),
         )
         .await?;
         result.map_err(hide_denial)

@@ -179,8 +179,11 @@ pub struct AppointmentRecord {
 
 impl AppointmentRecord {
     /// One word for the appointment's state: `booked`, `arrived`, `no_show` or `cancelled`.
+    /// A patient who came and was sent home untreated (or whose case was cancelled
+    /// after check-in) is `cancelled`: the appointment no longer holds its time.
     pub fn state(&self) -> &str {
         match (self.attendance.as_deref(), self.status.as_str()) {
+            (Some("arrived"), "cancelled") => "cancelled",
             (Some(a), _) => a,
             (None, s) => s,
         }

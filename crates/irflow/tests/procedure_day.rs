@@ -1011,6 +1011,220 @@ async fn the_demo_board_shows_a_day_under_way() {
     app.stop().await;
 }
 
+/// Stops George Sullivan's checklist on apixaban taken yesterday (booked now, checked in).
+async fn stopped_on_a_blood_thinner(app: &App, nurse: &str) -> i64 {
+    let case = app.case_of("Sullivan").await;
+    app.store
+        .cancel_appointment(
+            &actor(app, "scheduler").await,
+            CaseId::new(case),
+            "Moved to today",
+            Timestamp::now(),
+            today(),
+        )
+        .await
+        .unwrap();
+    book_now(app, case).await;
+    check_in(app, nurse, case).await;
+    routine_items(app, nurse, case, "escort").await;
+    let (status, v) = post(
+        app,
+        nurse,
+        &format!("/api/v1/cases/{case}/checklist"),
+        json!({"item": "blood_thinners", "doses": [{"drug": "apixaban", "last_dose": days_ago(1)}]}),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    case
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_patient_goes_home_untreated_and_can_be_rebooked() {
+    let app = App::start().await;
+    let nurse = app.token_for("nurse").await;
+    let rad = app.token_for("radiologist").await;
+    let admin = app.token_for("admin").await;
+    let referrer = app.token_for("referrer").await;
+    let case = stopped_on_a_blood_thinner(&app, &nurse).await;
+    let url = format!("/api/v1/cases/{case}/not-treated");
+
+    // The case lists the day's steps with where they are taken; the generic
+    // transition only the ones it takes.
+    let (_, v) = get(&app, &rad, &format!("/api/v1/cases/{case}")).await;
+    let actions = v["available_actions"].as_array().unwrap();
+    let path_of = |name: &str| {
+        actions
+            .iter()
+            .find(|a| a["action"] == name)
+            .map(|a| a["path"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        path_of("start_procedure").as_deref(),
+        Some(format!("/api/v1/cases/{case}/start").as_str()),
+        "{v}"
+    );
+    assert_eq!(path_of("not_treated"), Some(url.clone()), "{v}");
+    assert_eq!(
+        path_of("cancel"),
+        Some(format!("/api/v1/cases/{case}/transitions")),
+        "{v}"
+    );
+    for a in actions {
+        let own: irflow_domain::Action = a["action"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            a["path"].as_str().unwrap().ends_with("/transitions"),
+            !own.has_own_step(),
+            "{a}"
+        );
+    }
+    // The generic path refuses it and says where to go.
+    let (status, v) = post(
+        &app,
+        &nurse,
+        &format!("/api/v1/cases/{case}/transitions"),
+        json!({"action": "not_treated", "reason": "another day"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(message(&v).contains("/not-treated"), "{v}");
+
+    // Refusals change nothing: no reason, a bad body, an admin, a referrer.
+    let (status, v) = post(&app, &nurse, &url, json!({"reason": "  "})).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(message(&v).contains("reason is required"), "{v}");
+    let (status, v) = post(&app, &nurse, &url, json!({"reason": 3})).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post(&app, &nurse, &url, json!({"why": "x"})).await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = post(&app, &admin, &url, json!({"reason": "x"})).await;
+    assert_eq!(status, 403, "{v}");
+    let (status, _) = post(&app, &referrer, &url, json!({"reason": "x"})).await;
+    assert!(status == 403 || status == 404, "{status}");
+    assert_eq!(state_of(&app, &nurse, case).await, "arrived");
+
+    // The radiologist decides: another day.
+    let why = "Apixaban taken yesterday; rebook after a 3-day hold";
+    let (status, v) = post(&app, &rad, &url, json!({ "reason": why })).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["from"], "arrived");
+    assert_eq!(v["state"], "ready");
+    assert_eq!(v["reason"], why);
+    assert_eq!(state_of(&app, &nurse, case).await, "ready");
+    // On the timeline with the reason, and audited.
+    let (_, v) = get(&app, &nurse, &format!("/api/v1/cases/{case}")).await;
+    let entry = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["action"] == "not_treated")
+        .unwrap_or_else(|| panic!("on the timeline: {v}"));
+    assert_eq!(entry["reason"], why);
+    assert_eq!(entry["label"], "Not treated today");
+    let (_, audit) = get(&app, &admin, "/api/v1/audit?limit=200").await;
+    assert!(
+        audit
+            .to_string()
+            .contains("action=not_treated arrived->ready"),
+        "audited: {audit}"
+    );
+    // The appointment ended with the reason and its resources were freed: the same
+    // time can be booked again, and the board marks the patient as not treated.
+    let (_, board) = get(&app, &nurse, "/api/v1/today").await;
+    let row = board["sites"][0]["patients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["case_id"] == case)
+        .unwrap_or_else(|| panic!("still on today's board: {board}"))
+        .clone();
+    assert_eq!(row["not_treated"], true, "{row}");
+    assert_eq!(row["column"], "expected", "{row}");
+    assert_eq!(row["appointment"]["status"], "cancelled", "{row}");
+    // Not again: the patient is no longer here.
+    let (status, v) = post(&app, &rad, &url, json!({ "reason": why })).await;
+    assert_eq!(status, 409, "{v}");
+    // Ready to book: rebooked now, in the room it had (the reservation was released).
+    book_now(&app, case).await;
+    assert_eq!(state_of(&app, &nurse, case).await, "scheduled");
+    // The new booking's day starts afresh.
+    check_in(&app, &nurse, case).await;
+    let (_, v) = get(&app, &nurse, &format!("/api/v1/cases/{case}/checklist")).await;
+    assert_eq!(v["checklist"]["stops"], json!([]), "{v}");
+    assert_eq!(v["day"]["checklist_stopped"], Value::Null, "{v}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checklist_page_offers_not_treated_when_stopped() {
+    let app = App::start().await;
+    let token = app.token_for("nurse").await;
+    let case = stopped_on_a_blood_thinner(&app, &token).await;
+    let nurse = app.signed_in("nurse").await;
+    let page = nurse
+        .get(app.at(&format!("/cases/{case}/checklist")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"form-not-treated\""),
+        "offered when stopped"
+    );
+    let csrf = common::csrf_of(&page);
+    let board = nurse
+        .get(app.at("/today/board"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        board.contains(&format!("id=\"send-home-{case}\"")),
+        "{board}"
+    );
+    // Without a reason: the page again, with the message, and nothing changed.
+    let r = nurse
+        .post(app.at(&format!("/cases/{case}/not-treated")))
+        .form(&[("csrf", csrf.as_str()), ("reason", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("reason is required"), "{body}");
+    assert_eq!(state_of(&app, &token, case).await, "arrived");
+    let r = nurse
+        .post(app.at(&format!("/cases/{case}/not-treated")))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("reason", "Radiologist: another day after the apixaban hold"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.contains("done=not_treated"), "{to}");
+    let page = nurse
+        .get(app.at(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("not treated today"), "{page}");
+    assert!(
+        page.contains(&format!("id=\"not-treated-badge-{case}\"")),
+        "{page}"
+    );
+    assert_eq!(state_of(&app, &token, case).await, "ready");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pregnancy_is_asked_where_the_screening_says_it_is_possible() {
     let app = App::start().await;

@@ -1,20 +1,31 @@
 //! When to remind a patient of an appointment. Pure: the clock is an argument.
 //!
 //! Three kinds of reminder, all timed from the appointment's start in the site's zone:
-//! - for each blood thinner the screening holds, on the day of the last dose allowed for
-//!   this appointment ("take your last dose of apixaban tonight, then stop");
+//! - for each blood thinner the screening holds, before the last dose allowed for this
+//!   appointment ("take your last dose of apixaban tonight, then stop");
 //! - 3 days before;
 //! - 1 day before.
 //!
-//! Each goes at the appointment's local time of day (so a 09:30 appointment is
-//! reminded at 09:30), computed with calendar arithmetic in the zone, so a DST change
-//! between the reminder and the appointment does not shift it by an hour. A time inside
-//! the quiet hours moves to the end of the quiet period; a hold reminder, which belongs
-//! to its day, moves instead to just before the quiet period starts when the end would
-//! fall on the next day. Times already past are dropped, except that a hold reminder
-//! whose day is today is sent at once (outside the quiet hours): the patient must hear
-//! it before tonight's dose. Nothing is planned for a patient who opted out or has no
-//! contact on file, and nothing at or after the appointment's start.
+//! The 3-day and 1-day reminders go at the appointment's local time of day (so a 09:30
+//! appointment is reminded at 09:30), computed with calendar arithmetic in the zone, so
+//! a DST change between the reminder and the appointment does not shift it by an hour.
+//! A time inside the quiet hours moves to the end of the quiet period.
+//!
+//! A hold reminder must reach the patient before the last dose, with time to act:
+//! - a hold in days ends on a day ("your last dose is on Monday"): the reminder goes
+//!   on that day at the appointment's time of day, kept on that day whatever the
+//!   quiet hours (just before they start when their end would fall on the next day);
+//! - a hold in hours ends at an instant ("no later than 8:00 AM"): the reminder goes at
+//!   the latest time outside the quiet hours that is at least [`HOLD_REMINDER_LEAD`]
+//!   (3 hours) before it — for an early deadline, the evening before. Never after it.
+//!
+//! Times already past: a hold reminder is sent as soon as the quiet hours allow if that
+//! is still before its deadline (the day's end for a hold in days); a 1-day reminder is
+//! sent as soon as allowed if that is still on its own day and before the appointment
+//! (a booking made the afternoon before a morning appointment still gets "your
+//! procedure is tomorrow" that afternoon); a past 3-day reminder is dropped. Nothing
+//! is planned for a patient who opted out or has no contact on file, and nothing at or
+//! after the appointment's start.
 
 use std::fmt;
 use std::str::FromStr;
@@ -196,6 +207,24 @@ impl QuietHours {
             .ok()
     }
 
+    /// The last instant at or before `at` that is not quiet, in `at`'s zone: `at`
+    /// itself, or the minute before the quiet period it falls in began.
+    pub fn last_allowed(&self, at: &ZonedDateTime) -> Option<ZonedDateTime> {
+        if !self.contains(at.time()) {
+            return Some(at.clone());
+        }
+        let mut day = at.date();
+        // The period began today if `at` is after its start, else yesterday.
+        if at.time() < self.start {
+            day = day.yesterday().ok()?;
+        }
+        day.to_datetime(self.start)
+            .to_zoned_datetime(at.time_zone().clone())
+            .ok()?
+            .checked_sub(1.minute())
+            .ok()
+    }
+
     /// `HH:MM-HH:MM`, or `off`.
     pub fn describe(&self) -> String {
         if self.is_off() {
@@ -210,59 +239,81 @@ impl QuietHours {
     }
 }
 
+/// How long before a hold's last-dose deadline (a hold in hours) its reminder goes at
+/// the latest: time to read it and to act on it (3 hours).
+pub const HOLD_REMINDER_LEAD: jiff::SignedDuration = jiff::SignedDuration::from_hours(3);
+
+/// The last dose before an appointment, as the patient's letter states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastDoseBy {
+    /// On this day (a hold in days, or a recorded day without a time).
+    Day(Date),
+    /// No later than this instant (a hold in hours), in the site's zone.
+    At(ZonedDateTime),
+}
+
+impl LastDoseBy {
+    /// The day of the last dose.
+    pub fn date(&self) -> Date {
+        match self {
+            LastDoseBy::Day(d) => *d,
+            LastDoseBy::At(z) => z.date(),
+        }
+    }
+}
+
 /// One held blood thinner, reduced to what a reminder needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldStop {
     /// The drug as the rule pack names it.
     pub drug: String,
-    /// The last day the patient may take it before this appointment.
-    pub last_dose_day: Date,
+    /// The last dose the patient may take before this appointment.
+    pub last_dose: LastDoseBy,
 }
 
-/// The day of the last dose of a held drug before an appointment, from the
-/// screening's hold plan, as the patient's letter states it:
-/// - a last dose the patient gave (`recorded`) stands;
+/// The last dose of a held drug before an appointment, from the screening's hold
+/// plan — one computation for the letters and the reminders:
+/// - a last dose the patient gave (`recorded`) stands, at its time (`recorded_time`)
+///   for a hold in hours when one was given;
 /// - otherwise, for a hold in days, the hold's length (the plan's distance from the
 ///   last dose to the earliest date) counted back from the appointment's day;
 /// - for a hold in hours, the hold's length (from the last dose's time, `recorded_time`
 ///   or 23:59 as the engine assumes, to the earliest instant) counted back from the
 ///   appointment's start.
-///
-/// `None` when that day is the appointment's own day (or later): there is no earlier
-/// day to remind the patient on; the instructions carry the exact time.
-pub fn last_dose_day(
+pub fn last_dose(
     plan: &HoldPlan,
     appointment_start: &ZonedDateTime,
     recorded: Option<Date>,
     recorded_time: Option<Time>,
-) -> Option<Date> {
-    let day = match (recorded, plan.earliest_at) {
-        (Some(day), _) => day,
+) -> Option<LastDoseBy> {
+    let tz = appointment_start.time_zone().clone();
+    match (plan.earliest_at, recorded) {
+        (Some(_), Some(day)) => Some(match recorded_time {
+            Some(t) => LastDoseBy::At(day.to_datetime(t).to_zoned_datetime(tz).ok()?),
+            None => LastDoseBy::Day(day),
+        }),
+        (None, Some(day)) => Some(LastDoseBy::Day(day)),
         (None, None) => {
             let days = plan.last_dose.until(plan.earliest_date).ok()?.get_days();
-            appointment_start
+            let day = appointment_start
                 .date()
                 .checked_sub(i64::from(days).days())
-                .ok()?
+                .ok()?;
+            Some(LastDoseBy::Day(day))
         }
-        (None, Some(earliest_at)) => {
+        (Some(earliest_at), None) => {
             let time = recorded_time.unwrap_or_else(|| Time::constant(23, 59, 0, 0));
             let counted_from = plan
                 .last_dose
                 .to_datetime(time)
-                .to_zoned_datetime(appointment_start.time_zone().clone())
+                .to_zoned_datetime(tz.clone())
                 .ok()?
                 .timestamp();
             let length = earliest_at.duration_since(counted_from);
-            appointment_start
-                .timestamp()
-                .checked_sub(length)
-                .ok()?
-                .to_zoned_datetime(appointment_start.time_zone().clone())
-                .date()
+            let latest = appointment_start.timestamp().checked_sub(length).ok()?;
+            Some(LastDoseBy::At(latest.to_zoned_datetime(tz)))
         }
-    };
-    (day < appointment_start.date()).then_some(day)
+    }
 }
 
 /// What a reminder plan is made from.
@@ -291,6 +342,10 @@ pub struct PlannedReminder {
     pub channel: MessageChannel,
     /// Not before.
     pub send_at: Timestamp,
+    /// Not at or after: past this the message would be wrong or useless (a hold's
+    /// last-dose deadline, the end of the day a 1-day reminder calls "tomorrow", the
+    /// appointment's start). A worker that cannot send it by then cancels it.
+    pub send_before: Timestamp,
     /// For hold reminders: the drug.
     pub drug: Option<String>,
 }
@@ -301,7 +356,10 @@ pub fn plan_reminders(input: &ReminderInput<'_>) -> Vec<PlannedReminder> {
         return Vec::new();
     }
     let start = input.appointment_start;
-    let mut due: Vec<(ReminderKind, Option<String>, Timestamp)> = Vec::new();
+    let tz = start.time_zone().clone();
+    let now_local = input.now.to_zoned_datetime(tz.clone());
+    let soonest = input.quiet.next_allowed(&now_local);
+    let mut due: Vec<(ReminderKind, Option<String>, Timestamp, Timestamp)> = Vec::new();
     for (kind, days) in [(ReminderKind::ThreeDays, 3), (ReminderKind::OneDay, 1)] {
         let Ok(at) = start.checked_sub(days.days()) else {
             continue;
@@ -309,26 +367,45 @@ pub fn plan_reminders(input: &ReminderInput<'_>) -> Vec<PlannedReminder> {
         let Some(at) = input.quiet.next_allowed(&at) else {
             continue;
         };
+        let before = match kind {
+            // "Your procedure is tomorrow" is true only on the day before.
+            ReminderKind::OneDay => end_of_day(at.date(), &tz).unwrap_or(start.timestamp()),
+            _ => start.timestamp(),
+        }
+        .min(start.timestamp());
         if at.timestamp() > input.now {
-            due.push((kind, None, at.timestamp()));
+            due.push((kind, None, at.timestamp(), before));
+        } else if kind == ReminderKind::OneDay
+            && let Some(soonest) = &soonest
+        {
+            // Booked after its time (e.g. the afternoon before): at once, while
+            // "tomorrow" is still true. A missed 3-day reminder is dropped: the
+            // 1-day one follows.
+            due.push((kind, None, soonest.timestamp(), before));
         }
     }
     for hold in input.holds {
-        if hold.last_dose_day >= start.date() {
+        let too_late = match &hold.last_dose {
+            LastDoseBy::Day(day) => *day >= start.date(),
+            LastDoseBy::At(at) => at.timestamp() >= start.timestamp(),
+        };
+        if too_late {
             continue;
         }
-        if let Some(at) = hold_reminder_at(hold.last_dose_day, start, input.quiet, input.now) {
-            due.push((ReminderKind::HoldStart, Some(hold.drug.clone()), at));
+        if let Some((at, before)) = hold_reminder_at(&hold.last_dose, start, input.quiet, input.now)
+        {
+            due.push((ReminderKind::HoldStart, Some(hold.drug.clone()), at, before));
         }
     }
     let mut out: Vec<PlannedReminder> = due
         .into_iter()
-        .filter(|(_, _, at)| *at < start.timestamp())
-        .flat_map(|(kind, drug, at)| {
+        .filter(|(_, _, at, before)| *at < start.timestamp() && at < before)
+        .flat_map(|(kind, drug, at, before)| {
             input.channels.iter().map(move |&channel| PlannedReminder {
                 kind,
                 channel,
                 send_at: at,
+                send_before: before,
                 drug: drug.clone(),
             })
         })
@@ -340,41 +417,69 @@ pub fn plan_reminders(input: &ReminderInput<'_>) -> Vec<PlannedReminder> {
     out
 }
 
-/// When to remind of a hold that starts on `day`: at the appointment's time of day,
-/// kept on that day whatever the quiet hours; at once if the day is today and that
-/// time has passed.
+/// The first instant of the day after `day`, in the zone.
+fn end_of_day(day: Date, tz: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    day.tomorrow()
+        .ok()?
+        .to_datetime(Time::MIN)
+        .to_zoned_datetime(tz.clone())
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// When to remind of a hold, and the instant past which the reminder is too late:
+/// - a last dose on a day: at the appointment's time of day on that day, kept on that
+///   day whatever the quiet hours; before the day ends;
+/// - a last dose by an instant: the latest time outside the quiet hours at least
+///   [`HOLD_REMINDER_LEAD`] before it; before it.
+///
+/// A time already past becomes the first time the quiet hours allow from now, if
+/// that is still before the deadline (and, for a day, on that day).
 fn hold_reminder_at(
-    day: Date,
+    last: &LastDoseBy,
     start: &ZonedDateTime,
     quiet: QuietHours,
     now: Timestamp,
-) -> Option<Timestamp> {
+) -> Option<(Timestamp, Timestamp)> {
     let tz = start.time_zone().clone();
-    let planned = day
-        .to_datetime(start.time())
-        .to_zoned_datetime(tz.clone())
-        .ok()?;
-    let allowed = quiet.next_allowed(&planned)?;
-    let at = if allowed.date() == day {
-        allowed
-    } else {
-        // The quiet period runs past midnight: the last minute before it starts.
-        let before = day
-            .to_datetime(quiet.start())
-            .to_zoned_datetime(tz.clone())
-            .ok()?
-            .checked_sub(1.minute())
-            .ok()?;
-        if before.date() != day {
-            return None;
+    let (planned, deadline) = match last {
+        LastDoseBy::Day(day) => {
+            let day = *day;
+            let deadline = end_of_day(day, &tz)?;
+            let planned = day
+                .to_datetime(start.time())
+                .to_zoned_datetime(tz.clone())
+                .ok()?;
+            let allowed = quiet.next_allowed(&planned)?;
+            let at = if allowed.date() == day {
+                Some(allowed)
+            } else {
+                // The quiet period runs past midnight: the last minute before it starts.
+                day.to_datetime(quiet.start())
+                    .to_zoned_datetime(tz.clone())
+                    .ok()?
+                    .checked_sub(1.minute())
+                    .ok()
+                    .filter(|before| before.date() == day)
+            };
+            (at, deadline)
         }
-        before
+        LastDoseBy::At(deadline) => {
+            let latest = deadline.checked_sub(HOLD_REMINDER_LEAD).ok()?;
+            (quiet.last_allowed(&latest), deadline.timestamp())
+        }
     };
-    if at.timestamp() > now {
-        return Some(at.timestamp());
+    if let Some(at) = planned.filter(|at| at.timestamp() > now) {
+        return (at.timestamp() < deadline).then_some((at.timestamp(), deadline));
     }
-    let now_local = now.to_zoned_datetime(tz);
-    (now_local.date() == day && !quiet.contains(now_local.time())).then_some(now)
+    // Too late for the planned time: as soon as allowed, if still in time.
+    let soonest = quiet.next_allowed(&now.to_zoned_datetime(tz))?;
+    let in_time = soonest.timestamp() < deadline
+        && match last {
+            LastDoseBy::Day(day) => soonest.date() == *day,
+            LastDoseBy::At(_) => true,
+        };
+    in_time.then_some((soonest.timestamp(), deadline))
 }
 
 #[cfg(test)]
@@ -430,7 +535,7 @@ mod tests {
         let start = at(date(2026, 12, 10), time(9, 30, 0, 0));
         let holds = [HoldStop {
             drug: "apixaban".into(),
-            last_dose_day: date(2026, 12, 7),
+            last_dose: LastDoseBy::Day(date(2026, 12, 7)),
         }];
         let now = at(date(2026, 12, 1), time(12, 0, 0, 0)).timestamp();
         let plan = plan_for(&start, &holds, &[MessageChannel::Email], now);
@@ -506,7 +611,7 @@ mod tests {
         let start = at(date(2026, 12, 10), time(20, 30, 0, 0));
         let holds = [HoldStop {
             drug: "apixaban".into(),
-            last_dose_day: date(2026, 12, 7),
+            last_dose: LastDoseBy::Day(date(2026, 12, 7)),
         }];
         let now = at(date(2026, 12, 1), time(12, 0, 0, 0)).timestamp();
         let plan = plan_for(&start, &holds, &[MessageChannel::Email], now);
@@ -527,7 +632,7 @@ mod tests {
         let start = at(date(2026, 12, 10), time(9, 30, 0, 0));
         let holds = [HoldStop {
             drug: "apixaban".into(),
-            last_dose_day: date(2026, 12, 8),
+            last_dose: LastDoseBy::Day(date(2026, 12, 8)),
         }];
         // Booked on the 8th at 15:00: the 3-day reminder is past, the hold is today.
         let now = at(date(2026, 12, 8), time(15, 0, 0, 0)).timestamp();
@@ -577,33 +682,221 @@ mod tests {
     }
 
     #[test]
-    fn the_last_dose_day_counts_the_hold_back_from_the_appointment() {
+    fn the_last_dose_counts_the_hold_back_from_the_appointment() {
         let start = at(date(2026, 12, 10), time(9, 30, 0, 0));
         // Still taking it: the engine counts from today (Dec 1), 3 days.
         let plan = hold_plan(date(2026, 12, 1), 3);
         assert_eq!(
-            last_dose_day(&plan, &start, None, None),
-            Some(date(2026, 12, 7))
+            last_dose(&plan, &start, None, None),
+            Some(LastDoseBy::Day(date(2026, 12, 7)))
         );
         // A last dose the patient gave stands.
         let given = hold_plan(date(2026, 11, 28), 3);
         assert_eq!(
-            last_dose_day(&given, &start, Some(date(2026, 11, 28)), None),
-            Some(date(2026, 11, 28))
+            last_dose(&given, &start, Some(date(2026, 11, 28)), None),
+            Some(LastDoseBy::Day(date(2026, 11, 28)))
         );
-        // 24 hours from 23:59: the last dose the evening before a morning appointment.
+        // 24 hours from 23:59: no later than 24 hours before the start.
         let mut hours = hold_plan(date(2026, 12, 1), 1);
         hours.hold = "24 hours".into();
         hours.earliest_at = Some(at(date(2026, 12, 2), time(23, 59, 0, 0)).timestamp());
         assert_eq!(
-            last_dose_day(&hours, &start, None, None),
-            Some(date(2026, 12, 9))
+            last_dose(&hours, &start, None, None),
+            Some(LastDoseBy::At(at(date(2026, 12, 9), time(9, 30, 0, 0))))
         );
-        // 6 hours: the last dose is on the appointment's own day; no day before to remind on.
+        // A recorded dose with its time stands at that time.
+        assert_eq!(
+            last_dose(
+                &hours,
+                &start,
+                Some(date(2026, 12, 8)),
+                Some(time(20, 0, 0, 0))
+            ),
+            Some(LastDoseBy::At(at(date(2026, 12, 8), time(20, 0, 0, 0))))
+        );
+        // 6 hours: the deadline is on the appointment's own day.
         let mut short = hold_plan(date(2026, 12, 1), 1);
         short.hold = "6 hours".into();
         short.earliest_at = Some(at(date(2026, 12, 2), time(5, 59, 0, 0)).timestamp());
-        assert_eq!(last_dose_day(&short, &start, None, None), None);
+        assert_eq!(
+            last_dose(&short, &start, None, None),
+            Some(LastDoseBy::At(at(date(2026, 12, 10), time(3, 30, 0, 0))))
+        );
+    }
+
+    fn by(d: Date, t: Time) -> HoldStop {
+        HoldStop {
+            drug: "dalteparin".into(),
+            last_dose: LastDoseBy::At(at(d, t)),
+        }
+    }
+
+    fn hold_time(plan: &[PlannedReminder]) -> Option<(String, String)> {
+        plan.iter()
+            .find(|p| p.kind == ReminderKind::HoldStart)
+            .map(|p| (local(p.send_at), local(p.send_before)))
+    }
+
+    #[test]
+    fn an_hour_based_hold_is_reminded_well_before_its_deadline() {
+        let now = at(date(2026, 12, 1), time(12, 0, 0, 0)).timestamp();
+        // Booked Dec 8 08:00, last dose no later than Dec 7 08:00: three hours before
+        // is 05:00, in the quiet hours, so the evening before, just before they start.
+        let start = at(date(2026, 12, 8), time(8, 0, 0, 0));
+        let holds = [by(date(2026, 12, 7), time(8, 0, 0, 0))];
+        let plan = plan_for(&start, &holds, &[MessageChannel::Sms], now);
+        assert_eq!(
+            hold_time(&plan),
+            Some((
+                "2026-12-06 19:59 EST".to_owned(),
+                "2026-12-07 08:00 EST".to_owned()
+            ))
+        );
+        // An early appointment: 07:00, deadline 07:00 the day before.
+        let early = at(date(2026, 12, 8), time(7, 0, 0, 0));
+        let holds = [by(date(2026, 12, 7), time(7, 0, 0, 0))];
+        let plan = plan_for(&early, &holds, &[MessageChannel::Sms], now);
+        assert_eq!(
+            hold_time(&plan).map(|t| t.0),
+            Some("2026-12-06 19:59 EST".to_owned())
+        );
+        // An afternoon deadline: three hours before, the same day.
+        let afternoon = at(date(2026, 12, 8), time(14, 0, 0, 0));
+        let holds = [by(date(2026, 12, 7), time(14, 0, 0, 0))];
+        let plan = plan_for(&afternoon, &holds, &[MessageChannel::Sms], now);
+        assert_eq!(
+            hold_time(&plan).map(|t| t.0),
+            Some("2026-12-07 11:00 EST".to_owned())
+        );
+        // Quiet hours of the day (12:00-13:30): the latest time before them.
+        let custom = QuietHours::parse("12:00-13:30").expect("valid");
+        let plan = plan_reminders(&ReminderInput {
+            appointment_start: &afternoon,
+            holds: &[by(date(2026, 12, 7), time(16, 0, 0, 0))],
+            channels: &[MessageChannel::Email],
+            opted_out: false,
+            quiet: custom,
+            now,
+        });
+        assert_eq!(
+            hold_time(&plan).map(|t| t.0),
+            Some("2026-12-07 11:59 EST".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_hour_based_hold_booked_late_goes_at_once_only_while_in_time() {
+        let start = at(date(2026, 12, 8), time(9, 0, 0, 0));
+        let holds = [by(date(2026, 12, 7), time(9, 0, 0, 0))];
+        // Booked Dec 6 at 21:00: the evening's time has passed and it is quiet; the
+        // first allowed time, 08:00 on the 7th, is an hour before the deadline.
+        let late = at(date(2026, 12, 6), time(21, 0, 0, 0)).timestamp();
+        let plan = plan_for(&start, &holds, &[MessageChannel::Sms], late);
+        assert_eq!(
+            hold_time(&plan).map(|t| t.0),
+            Some("2026-12-07 08:00 EST".to_owned())
+        );
+        // Booked Dec 7 at 08:30 (not quiet): at once.
+        let now = at(date(2026, 12, 7), time(8, 30, 0, 0)).timestamp();
+        let plan = plan_for(&start, &holds, &[MessageChannel::Sms], now);
+        assert_eq!(
+            hold_time(&plan).map(|t| t.0),
+            Some("2026-12-07 08:30 EST".to_owned())
+        );
+        // A deadline of 08:00 when booked in the night before: the quiet hours end at
+        // the deadline, so there is no time left to remind.
+        let holds = [by(date(2026, 12, 7), time(8, 0, 0, 0))];
+        let night = at(date(2026, 12, 7), time(2, 0, 0, 0)).timestamp();
+        assert_eq!(
+            hold_time(&plan_for(&start, &holds, &[MessageChannel::Sms], night)),
+            None
+        );
+        // After the deadline: nothing.
+        let after = at(date(2026, 12, 7), time(9, 30, 0, 0)).timestamp();
+        assert_eq!(
+            hold_time(&plan_for(&start, &holds, &[MessageChannel::Sms], after)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_hold_reminder_is_never_at_or_after_its_deadline_nor_quiet() {
+        let quiet = QuietHours::default();
+        for hour in 0..24 {
+            for minute in [0, 30] {
+                let deadline = at(date(2026, 12, 7), time(hour, minute, 0, 0));
+                let start = deadline.checked_add(24.hours()).expect("in range");
+                let holds = [HoldStop {
+                    drug: "enoxaparin".into(),
+                    last_dose: LastDoseBy::At(deadline.clone()),
+                }];
+                for booked_hours_before in [200, 30, 20, 12, 6, 3, 1] {
+                    let now = deadline
+                        .checked_sub(i64::from(booked_hours_before).hours())
+                        .expect("in range")
+                        .timestamp();
+                    let plan = plan_for(&start, &holds, &[MessageChannel::Sms], now);
+                    for p in plan.iter().filter(|p| p.kind == ReminderKind::HoldStart) {
+                        assert!(p.send_at < deadline.timestamp(), "{deadline} {p:?}");
+                        assert!(p.send_at >= now, "{deadline} {p:?}");
+                        assert_eq!(p.send_before, deadline.timestamp());
+                        let t = p.send_at.to_zoned_datetime(ny()).time();
+                        assert!(!quiet.contains(t), "{t} is quiet");
+                        if booked_hours_before == 200 {
+                            // Planned well ahead: at least the lead before it.
+                            assert!(
+                                p.send_at <= deadline.timestamp() - HOLD_REMINDER_LEAD,
+                                "{deadline} {p:?}"
+                            );
+                        }
+                    }
+                    if booked_hours_before == 200 {
+                        assert!(
+                            plan.iter().any(|p| p.kind == ReminderKind::HoldStart),
+                            "no hold reminder for {deadline}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_missed_one_day_reminder_goes_at_once_while_tomorrow_is_true() {
+        let start = at(date(2026, 12, 10), time(9, 30, 0, 0));
+        // Booked the afternoon before: the 1-day reminder goes now.
+        let now = at(date(2026, 12, 9), time(15, 0, 0, 0)).timestamp();
+        let plan = plan_for(&start, &[], &[MessageChannel::Email], now);
+        let got: Vec<(ReminderKind, Timestamp)> =
+            plan.iter().map(|p| (p.kind, p.send_at)).collect();
+        assert_eq!(got, vec![(ReminderKind::OneDay, now)]);
+        assert_eq!(
+            local(plan[0].send_before),
+            "2026-12-10 00:00 EST",
+            "not on the appointment's day"
+        );
+        // Booked at 21:00 the day before: quiet until the appointment's day, when
+        // "tomorrow" would be wrong.
+        let night = at(date(2026, 12, 9), time(21, 0, 0, 0)).timestamp();
+        assert!(plan_for(&start, &[], &[MessageChannel::Email], night).is_empty());
+        // Booked the same morning: nothing.
+        let morning = at(date(2026, 12, 10), time(8, 0, 0, 0)).timestamp();
+        assert!(plan_for(&start, &[], &[MessageChannel::Email], morning).is_empty());
+    }
+
+    #[test]
+    fn quiet_hours_last_allowed() {
+        let q = QuietHours::default();
+        let t = |h, m| at(date(2026, 12, 7), time(h, m, 0, 0));
+        assert_eq!(q.last_allowed(&t(12, 0)), Some(t(12, 0)));
+        assert_eq!(q.last_allowed(&t(22, 0)), Some(t(19, 59)));
+        assert_eq!(
+            q.last_allowed(&t(5, 0)),
+            Some(at(date(2026, 12, 6), time(19, 59, 0, 0)))
+        );
+        let day = QuietHours::parse("12:00-13:30").expect("valid");
+        assert_eq!(day.last_allowed(&t(13, 0)), Some(t(11, 59)));
+        assert_eq!(QuietHours::none().last_allowed(&t(3, 0)), Some(t(3, 0)));
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub(crate) struct Context {
     imaging_on_file: bool,
     blood_thinners: Vec<Drug>,
     hold_drug: Option<Drug>,
+    /// The hold-start reminder's last dose, seen from the day it is sent: `today`,
+    /// `tomorrow`, or `other` (the day is named).
+    last_dose_when: &'static str,
     antibiotic_window_days: u32,
     antibiotics_for_infection: bool,
     mild_symptoms: Option<bool>,
@@ -196,6 +199,14 @@ pub(crate) fn build(
         _ => {}
     }
     let day = facts.appointment.as_ref().map(|a| a.start.date());
+    let last_dose_when = match (
+        facts.reminder_at.as_ref(),
+        hold.and_then(|h| h.last_dose.as_ref()),
+    ) {
+        (Some(sent), Some(last)) if last.date() == sent.date() => "today",
+        (Some(sent), Some(last)) if sent.date().tomorrow().ok() == Some(last.date()) => "tomorrow",
+        _ => "other",
+    };
     Ok(Context {
         lang: lang.as_str(),
         patient: Patient {
@@ -216,6 +227,7 @@ pub(crate) fn build(
         imaging_on_file: facts.imaging_on_file,
         blood_thinners: facts.blood_thinners.iter().map(|d| drug(lang, d)).collect(),
         hold_drug: hold.map(|d| drug(lang, d)),
+        last_dose_when,
         antibiotic_window_days: facts.antibiotic_window_days,
         antibiotics_for_infection: facts.antibiotics_for_infection,
         mild_symptoms: facts.mild_symptoms,

@@ -46,6 +46,9 @@ pub struct LetterFacts {
     pub link: Option<PatientLinkFacts>,
     /// For a hold-start reminder: which drug (as in [`HeldDrug::drug`]); `None`: the first.
     pub reminder_drug: Option<String>,
+    /// For a reminder: when it is sent, so that "today" and "tomorrow" are true when
+    /// it is read (`None`: the letter names the day instead).
+    pub reminder_at: Option<ZonedDateTime>,
 }
 
 /// The procedure.

@@ -336,9 +336,16 @@ impl Templates {
     /// The procedure's plain name in a language: the language's `procedures.toml`,
     /// else the catalogue's name given in the facts.
     pub fn procedure_name<'a>(&'a self, lang: Lang, facts: &'a ProcedureFacts) -> &'a str {
+        self.translated_procedure_name(lang, &facts.code)
+            .unwrap_or(facts.plain_name.as_str())
+    }
+
+    /// The procedure's plain name in a language's `procedures.toml`, if it has one
+    /// (the patient's page and calendar file name the procedure as the letters do).
+    pub fn translated_procedure_name(&self, lang: Lang, code: &str) -> Option<&str> {
         self.procedure_names
-            .get(&(lang, facts.code.clone()))
-            .map_or(facts.plain_name.as_str(), String::as_str)
+            .get(&(lang, code.trim().to_owned()))
+            .map(String::as_str)
     }
 
     /// Composes one letter.
@@ -493,6 +500,7 @@ fn samples() -> Vec<(&'static str, LetterFacts)> {
             expires: at(2026, 12, 22, 9, 40),
         }),
         reminder_drug: Some("enoxaparin".to_owned()),
+        reminder_at: at(2026, 12, 6, 19, 59),
     };
     let minimal = LetterFacts {
         patient_first_name: "Ana".to_owned(),
@@ -516,6 +524,7 @@ fn samples() -> Vec<(&'static str, LetterFacts)> {
         follow_up_days: 14,
         link: None,
         reminder_drug: None,
+        reminder_at: None,
     };
     let unbooked_hold = LetterFacts {
         procedure: ProcedureFacts {
@@ -560,6 +569,67 @@ mod tests {
             let path = dir.join(name);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
             std::fs::write(path, text).expect("write");
+        }
+    }
+
+    #[test]
+    fn the_hold_reminder_says_today_or_tomorrow_as_seen_on_the_day_it_is_sent() {
+        let t = Templates::builtin().expect("builtin");
+        let (_, facts) = samples().into_iter().next().expect("sample");
+        // Enoxaparin: no later than Monday, December 7, 2026 at 9:40 AM (UTC here).
+        let utc = jiff::tz::TimeZone::UTC;
+        let sent = |d: i8, h: i8| {
+            jiff::civil::date(2026, 12, d)
+                .at(h, 0, 0, 0)
+                .to_zoned_datetime(utc.clone())
+                .ok()
+        };
+        for (reminder_at, en, es) in [
+            (
+                sent(6, 19),
+                "no later than 9:40 AM tomorrow, Monday, December 7, 2026.",
+                "mañana, lunes, 7 de diciembre de 2026, a más tardar a las 9:40.",
+            ),
+            (
+                sent(7, 6),
+                "no later than 9:40 AM today, Monday, December 7, 2026.",
+                "hoy, lunes, 7 de diciembre de 2026, a más tardar a las 9:40.",
+            ),
+            (
+                None,
+                "no later than Monday, December 7, 2026 at 9:40 AM.",
+                "a más tardar el lunes, 7 de diciembre de 2026, a las 9:40.",
+            ),
+        ] {
+            let facts = LetterFacts {
+                reminder_at,
+                ..facts.clone()
+            };
+            let english = t
+                .render(LetterKind::ReminderHoldStart, Lang::En, &facts)
+                .expect("english");
+            assert!(english.text.contains(en), "{en:?} in\n{}", english.text);
+            assert!(
+                english.text.contains("Please arrive by 9:25 AM."),
+                "{}",
+                english.text
+            );
+            assert!(
+                english
+                    .text
+                    .contains("To stop these reminders, open your link or call us."),
+                "{}",
+                english.text
+            );
+            let spanish = t
+                .render(LetterKind::ReminderHoldStart, Lang::Es, &facts)
+                .expect("spanish");
+            assert!(spanish.text.contains(es), "{es:?} in\n{}", spanish.text);
+            assert!(
+                spanish.text.contains("llegue a las 9:25."),
+                "{}",
+                spanish.text
+            );
         }
     }
 

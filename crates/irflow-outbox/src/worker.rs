@@ -217,9 +217,22 @@ impl Worker {
                     .await?;
                 return Ok(Handled::Cancelled);
             }
+            if message.send_before.is_some_and(|before| now >= before) {
+                // E.g. a hold reminder past the last-dose deadline, held back by
+                // retries or the quiet hours: its words are no longer true.
+                let reason = if reminder == Some(ReminderKind::HoldStart) {
+                    "too late: the last dose it reminds of was due"
+                } else {
+                    "too late: what it says is no longer true"
+                };
+                self.store
+                    .cancel_claimed(worker, message.id, reason, now)
+                    .await?;
+                return Ok(Handled::Cancelled);
+            }
             let local = now.to_zoned_datetime(self.config.time_zone.clone());
             if reminder == Some(ReminderKind::HoldStart) {
-                // "Stop after tonight's dose" is only true on its own day.
+                // "Today" and "tomorrow" are only true on the day it was written for.
                 let due_day = message
                     .send_after
                     .to_zoned_datetime(self.config.time_zone.clone())

@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use irflow_domain::reminders::{LastDoseBy, last_dose};
 use irflow_domain::screening::{
     ActionKind, AntibioticReason, Finding, Medication, ScreeningDecision, ScreeningFacts, Symptoms,
 };
@@ -21,7 +22,7 @@ use irflow_letters::{
 use irflow_store::{ActionStatus, AuditOutcome, NewAuditEvent, ScreeningRecord};
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Span, Timestamp, ZonedDateTime};
+use jiff::{SignedDuration, Timestamp, ZonedDateTime};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -46,6 +47,8 @@ pub(crate) struct LetterExtras {
     /// For [`LetterKind::ReminderHoldStart`]: the drug (as the rule pack names it);
     /// `None`: the first held drug.
     pub hold_drug: Option<String>,
+    /// For reminders: when it is sent ("today" and "tomorrow" are from that day).
+    pub reminder_at: Option<Timestamp>,
 }
 
 /// Composes one letter for a case. Every read is audited as `actor` (case, scheduling
@@ -172,6 +175,7 @@ fn with_extras(facts: &mut LetterFacts, extras: &LetterExtras, tz: &TimeZone) {
         expires: extras.link_expires.map(|t| zoned(t, tz)),
     });
     facts.reminder_drug.clone_from(&extras.hold_drug);
+    facts.reminder_at = extras.reminder_at.map(|t| zoned(t, tz));
 }
 
 /// The seam for outside imaging (issue 7): whether a recent MRI or CT covering the
@@ -327,6 +331,7 @@ async fn gather(
         follow_up_days: config.follow_up_days,
         link: None,
         reminder_drug: None,
+        reminder_at: None,
     };
     with_extras(&mut letter, extras, tz);
     Ok((letter, detail.patient.preferred_language, screened))
@@ -407,38 +412,22 @@ fn held_drug(
     let med = medication_for(state, facts, &hold.drug);
     let recorded = med.and_then(|m| m.last_dose);
     let recorded_time = med.and_then(|m| m.last_dose_time);
-    let last_dose = match hold.earliest_at {
-        // Hour-based: the hold runs from the last dose's time.
-        Some(earliest_at) => {
-            let assumed_time = recorded_time.unwrap_or_else(|| Time::constant(23, 59, 0, 0));
-            match (recorded, times) {
-                (Some(day), _) => match recorded_time {
-                    Some(t) => at_local(day, t, tz).map(LastDose::At),
-                    None => Some(LastDose::Day(day)),
-                },
-                (None, Some(t)) => {
-                    let counted_from = at_local(hold.last_dose, assumed_time, tz)?.timestamp();
-                    let length = earliest_at.duration_since(counted_from);
-                    let latest = t.start.timestamp().checked_sub(length).ok()?;
-                    Some(LastDose::At(zoned(latest, tz)))
-                }
-                (None, None) => None,
+    // The same computation as the reminders' (`irflow_domain::reminders::last_dose`).
+    let last_dose = match times {
+        Some(t) => last_dose(hold, &t.start, recorded, recorded_time).map(|l| match l {
+            LastDoseBy::Day(day) => LastDose::Day(day),
+            LastDoseBy::At(at) => LastDose::At(at),
+        }),
+        // Not booked: only a last dose the patient gave can be said.
+        None => recorded.map(|day| {
+            match recorded_time
+                .filter(|_| hold.earliest_at.is_some())
+                .and_then(|t| at_local(day, t, tz))
+            {
+                Some(at) => LastDose::At(at),
+                None => LastDose::Day(day),
             }
-        }
-        // Day-based: the last dose at least N days before the procedure's day.
-        None => match (recorded, times) {
-            (Some(day), _) => Some(LastDose::Day(day)),
-            (None, Some(t)) => {
-                let days = hold.last_dose.until(hold.earliest_date).ok()?.get_days();
-                let day = t
-                    .start
-                    .date()
-                    .checked_sub(Span::new().days(i64::from(days)))
-                    .ok()?;
-                Some(LastDose::Day(day))
-            }
-            (None, None) => None,
-        },
+        }),
     };
     let decided = |cleared: bool| {
         record.actions.iter().any(|a| {

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use irflow_domain::reminders::{
-    HoldStop, MessageChannel, ReminderInput, ReminderKind, last_dose_day, plan_reminders,
+    HoldStop, MessageChannel, ReminderInput, ReminderKind, last_dose, plan_reminders,
 };
 use irflow_domain::screening::{ActionKind, ScreeningDecision, ScreeningFacts};
 use irflow_domain::{Actor, CaseId, Role};
@@ -179,22 +179,24 @@ async fn build_plan(
         quiet: state.config().reminder_quiet_hours,
         now: Timestamp::now(),
     });
-    // One letter per kind of reminder (the same words by email and text message),
-    // all from one gathering of the case's facts.
-    let mut keys: Vec<(ReminderKind, Option<String>)> = Vec::new();
+    // One letter per reminder (the same words by email and text message), all from
+    // one gathering of the case's facts; the time it goes makes "today" or
+    // "tomorrow" true.
+    let mut keys: Vec<(ReminderKind, Option<String>, Timestamp)> = Vec::new();
     for p in &planned {
-        let key = (p.kind, p.drug.clone());
+        let key = (p.kind, p.drug.clone(), p.send_at);
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
     let wanted: Vec<(LetterKind, LetterExtras)> = keys
         .iter()
-        .map(|(kind, drug)| {
+        .map(|(kind, drug, at)| {
             (
                 letter_kind(*kind),
                 LetterExtras {
                     hold_drug: drug.clone(),
+                    reminder_at: Some(*at),
                     ..LetterExtras::default()
                 },
             )
@@ -203,7 +205,7 @@ async fn build_plan(
     let letters = compose_each(state, actor, case_id, &wanted).await?;
     let mut out = Vec::new();
     for p in planned {
-        let key = (p.kind, p.drug.clone());
+        let key = (p.kind, p.drug.clone(), p.send_at);
         let Some(letter) = keys
             .iter()
             .position(|k| *k == key)
@@ -229,13 +231,15 @@ async fn build_plan(
             appointment_id: appointment.id,
             appointment_start: appointment.start,
             drug: p.drug,
+            send_before: Some(p.send_before),
         });
     }
     Ok(out)
 }
 
 /// The held blood thinners of the screening re-evaluated for the appointment's date,
-/// each with the day of its last dose. A hold the prescriber declined is left out:
+/// each with its last dose (the day, or the time for a hold in hours), as the letters
+/// state it. A hold the prescriber declined is left out:
 /// the patient must not be told to stop.
 fn hold_stops(
     state: &AppState,
@@ -259,16 +263,16 @@ fn hold_stops(
             continue;
         }
         let medication = medication_for(state, &facts, &plan.drug);
-        let day = last_dose_day(
+        let last = last_dose(
             plan,
             start,
             medication.and_then(|m| m.last_dose),
             medication.and_then(|m| m.last_dose_time),
         );
-        if let Some(day) = day {
+        if let Some(last) = last {
             stops.push(HoldStop {
                 drug: plan.drug.clone(),
-                last_dose_day: day,
+                last_dose: last,
             });
         }
     }
@@ -432,7 +436,9 @@ pub struct OptOutBody {
     opted_out: bool,
 }
 
-async fn set_opt_out(
+/// Records the patient's choice (staff, or the patient through their link), then
+/// re-plans: opting out has cancelled the planned reminders; opting in plans them.
+pub(crate) async fn set_opt_out(
     state: &AppState,
     actor: &Actor,
     id: CaseId,

@@ -100,6 +100,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_actions_index.sql"),
         postgres: include_str!("../migrations/postgres/0015_actions_index.sql"),
     },
+    Migration {
+        version: 17,
+        name: "message_send_before",
+        sqlite: include_str!("../migrations/sqlite/0017_message_send_before.sql"),
+        postgres: include_str!("../migrations/postgres/0017_message_send_before.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -28,7 +28,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditOutcome, NewAuditEvent};
-use crate::cases::{hide_denial, outcome_of, scope_of};
+use crate::cases::{Timeline, hide_denial, outcome_of, scope_of};
 use crate::{Backend, Result, Store, StoreError, from_micros, micros, parse_stored};
 
 pub use irflow_domain::reminders::MessageChannel as Channel;
@@ -109,6 +109,10 @@ pub struct NewReminder {
     pub appointment_start: Timestamp,
     /// For hold reminders: the drug (two held drugs are two reminders).
     pub drug: Option<String>,
+    /// Not at or after this instant: past it the reminder would be wrong (a hold's
+    /// last-dose deadline, the end of the day a 1-day reminder calls "tomorrow"); a
+    /// worker claiming it later cancels it.
+    pub send_before: Option<Timestamp>,
 }
 
 impl NewReminder {
@@ -267,6 +271,8 @@ pub struct ClaimedMessage {
     pub appointment_id: Option<i64>,
     /// When it was planned for.
     pub send_after: Timestamp,
+    /// Not at or after this instant (reminders that would then be wrong).
+    pub send_before: Option<Timestamp>,
     /// Attempts before this claim.
     pub attempts: i64,
 }
@@ -323,7 +329,7 @@ const CLAIM_SQLITE: &str = "UPDATE messages SET state = 'sending', claimed_by = 
                   ORDER BY next_attempt_at, id
                   LIMIT ?)
        AND ((state = 'planned' AND next_attempt_at <= ?) OR (state = 'sending' AND lease_until < ?))
-     RETURNING id, case_id, kind, channel, recipient, subject, body_text, body_html, appointment_id, send_after, attempts";
+     RETURNING id, case_id, kind, channel, recipient, subject, body_text, body_html, appointment_id, send_after, send_before, attempts";
 
 const CLAIM_POSTGRES: &str = "UPDATE messages SET state = 'sending', claimed_by = ?, lease_until = ?
      WHERE id IN (SELECT id FROM messages
@@ -333,7 +339,7 @@ const CLAIM_POSTGRES: &str = "UPDATE messages SET state = 'sending', claimed_by 
                   LIMIT ?
                   FOR UPDATE SKIP LOCKED)
        AND ((state = 'planned' AND next_attempt_at <= ?) OR (state = 'sending' AND lease_until < ?))
-     RETURNING id, case_id, kind, channel, recipient, subject, body_text, body_html, appointment_id, send_after, attempts";
+     RETURNING id, case_id, kind, channel, recipient, subject, body_text, body_html, appointment_id, send_after, send_before, attempts";
 
 /// The actor recorded for the workers' own changes.
 fn worker_actor(worker: &str) -> Actor {
@@ -434,6 +440,10 @@ fn claimed_from_row(row: &AnyRow) -> Result<ClaimedMessage> {
         body_html: row.try_get("body_html")?,
         appointment_id: row.try_get("appointment_id")?,
         send_after: from_micros(row.try_get("send_after")?)?,
+        send_before: row
+            .try_get::<Option<i64>, _>("send_before")?
+            .map(from_micros)
+            .transpose()?,
         attempts: row.try_get("attempts")?,
     })
 }
@@ -553,9 +563,9 @@ impl Store {
                 let m = &r.message;
                 let inserted: Option<i64> = sqlx::query_scalar(self.sql(
                     "INSERT INTO messages (case_id, kind, channel, recipient, subject, body_text, body_html,
-                                           appointment_id, appointment_start, dedupe_key, send_after, state,
-                                           attempts, next_attempt_at, created_by, created_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', 0, ?, ?, ?)
+                                           appointment_id, appointment_start, dedupe_key, send_after, send_before,
+                                           state, attempts, next_attempt_at, created_by, created_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', 0, ?, ?, ?)
                      ON CONFLICT DO NOTHING RETURNING id",
                 ))
                 .bind(case.get())
@@ -569,6 +579,7 @@ impl Store {
                 .bind(micros(r.appointment_start))
                 .bind(r.dedupe_key())
                 .bind(micros(m.send_after))
+                .bind(r.send_before.map(micros))
                 .bind(micros(m.send_after))
                 .bind(actor.username.clone())
                 .bind(micros(at))
@@ -689,8 +700,9 @@ impl Store {
 
     /// Records that the case's patient wants no reminders (or wants them again). Opting
     /// out cancels the planned reminders of all the patient's cases at once; opting back
-    /// in plans nothing by itself (the caller re-plans). Staff other than referrers, or
-    /// irflow itself on the patient's behalf; audited.
+    /// in plans nothing by itself (the caller re-plans). Staff other than referrers, the
+    /// patient through their link, or irflow itself on the patient's behalf; audited and
+    /// on the case's timeline.
     pub async fn set_reminders_opt_out(
         &self,
         actor: &Actor,
@@ -701,7 +713,28 @@ impl Store {
         let result = async {
             may_send(actor)?;
             let patient = self.messages_case_in_scope(actor, case).await?;
+            let state = self.case_summary(case).await?.state;
             let mut tx = self.pool.begin().await?;
+            // On the case's timeline, so staff see who stopped (or restarted) them.
+            self.insert_timeline(
+                &mut tx,
+                case,
+                &Timeline {
+                    action: if opted_out {
+                        "reminders_opted_out"
+                    } else {
+                        "reminders_opted_in"
+                    },
+                    from: Some(state),
+                    to: state,
+                    reason: None,
+                    deferred_until: None,
+                    reason_code: None,
+                },
+                actor,
+                at,
+            )
+            .await?;
             sqlx::query(self.sql(
                 "UPDATE patients SET reminders_opted_out_at = ?, reminders_opted_out_by = ? WHERE id = ?",
             ))

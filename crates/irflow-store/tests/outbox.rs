@@ -608,6 +608,7 @@ fn reminder(
         appointment_id: appointment.id,
         appointment_start: appointment.start,
         drug: None,
+        send_before: None,
     }
 }
 

@@ -762,3 +762,124 @@ async fn a_spawned_worker_sends_and_stops_cleanly() {
     );
     app.stop().await;
 }
+
+/// "9:40 AM", as the English letters write a time.
+fn en_clock(t: Timestamp) -> String {
+    t.to_zoned_datetime(ny()).strftime("%-I:%M %p").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_based_hold_is_reminded_hours_before_its_deadline_and_never_after() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let nurse = app.token_for("nurse").await;
+    // Aisha Rahman, on therapeutic enoxaparin: no dose in the 24 hours before the
+    // procedure (the prescriber agreed).
+    let case = app.case_of("Rahman").await;
+    let (status, screening) = call(
+        &app,
+        &nurse,
+        reqwest::Method::POST,
+        &format!("/api/v1/cases/{case}/screening"),
+        Some(json!({"medications": [{"drug": "enoxaparin", "regimen": "therapeutic"}], "escort_available": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{screening}");
+    for action in screening["actions"].as_array().unwrap() {
+        let (status, v) = call(
+            &app,
+            &nurse,
+            reqwest::Method::POST,
+            &format!("/api/v1/cases/{case}/actions/{}", action["id"]),
+            Some(json!({"cleared": true, "decided_by": "Dr. Lee, cardiology"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+    }
+    let booked = book(&app, &sched, case, 10).await;
+    let start = ts(&booked["start"]);
+    let arrive = ts(&booked["arrive_by"]);
+    let deadline = start - SignedDuration::from_hours(24);
+    // The letter says the same deadline.
+    let letter = reqwest::Client::new()
+        .get(app.at(&format!("/api/v1/cases/{case}/instructions?lang=en")))
+        .bearer_auth(&nurse)
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(letter.contains(&en_clock(deadline)), "{letter}");
+
+    let list = messages(&app, &nurse, case).await;
+    let hold = of(&list, "reminder_hold_start", "sms", "planned");
+    assert_eq!(hold.len(), 1, "{list:#?}");
+    let at = ts(&hold[0]["planned_for"]);
+    assert!(
+        at <= deadline - SignedDuration::from_hours(3),
+        "at least 3 hours before the last dose: {at} vs {deadline}"
+    );
+    assert!(
+        deadline - at < SignedDuration::from_hours(24),
+        "not days early"
+    );
+    let local = at.to_zoned_datetime(ny());
+    assert!(
+        !QuietHours::default().contains(local.time()),
+        "{local} is in the quiet hours"
+    );
+    // Its words are true on the day it goes, and give the arrival time.
+    let body = hold[0]["body_text"].as_str().unwrap();
+    let day = if local.date() == deadline.to_zoned_datetime(ny()).date() {
+        "today"
+    } else {
+        "tomorrow"
+    };
+    assert!(
+        body.contains(&format!(
+            "Take your last dose of enoxaparin no later than {} {day},",
+            en_clock(deadline)
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("Please arrive by {}.", en_clock(arrive))),
+        "{body}"
+    );
+    assert!(body.contains("To stop these reminders, open your link or call us."));
+    for kind in ["reminder_hold_start", "reminder_3_days", "reminder_1_day"] {
+        let m = of(&list, kind, "sms", "planned");
+        let text = m[0]["body_text"].as_str().unwrap();
+        let grade = irflow_letters::flesch_kincaid_grade(text);
+        assert!(grade <= 8.0, "{kind}: grade {grade:.1}\n{text}");
+        assert!(text.contains("To stop these reminders"), "{text}");
+    }
+
+    // A worker that only gets to it at the deadline (retries, quiet hours) cancels
+    // it: it is never sent at or after the last dose it reminds of.
+    let files = tempfile::tempdir().unwrap();
+    let worker = Worker::new(
+        app.store.clone(),
+        sink(files.path()),
+        sink(files.path()),
+        worker_config("late-test"),
+    )
+    .with_clock(move || deadline);
+    let pass = worker.drain().await.unwrap();
+    assert!(pass.cancelled >= 2, "{pass:?}");
+    let after = messages(&app, &nurse, case).await;
+    assert!(of(&after, "reminder_hold_start", "sms", "sent").is_empty());
+    let late = of(&after, "reminder_hold_start", "sms", "cancelled");
+    assert_eq!(late.len(), 1, "{after:#?}");
+    assert!(
+        late[0]["cancelled_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("too late"),
+        "{late:?}"
+    );
+    assert!(files_in(files.path()).iter().all(|f| !f.contains("hold")));
+    app.stop().await;
+}

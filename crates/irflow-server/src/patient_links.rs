@@ -4,7 +4,8 @@
 //!
 //! The link's secret is shown once, in the answer that creates it, and stored only as
 //! its SHA-256. A link expires a set number of days after the appointment (or after
-//! it was made, when nothing is booked yet).
+//! it was made, when nothing is booked yet); booking or moving the appointment later
+//! extends the case's live links to follow it ([`follow_appointment`]).
 
 use askama::Template;
 use axum::Json;
@@ -98,8 +99,7 @@ pub(crate) async fn create_link(
         .appointment_for_case(actor, case_id)
         .await
         .map_err(case_error)?;
-    let from = appointment.as_ref().map_or(now, |a| a.start.max(now));
-    let expires_at = from + SignedDuration::from_hours(24 * state.config().patient_link_days);
+    let expires_at = link_expiry(state, appointment.as_ref().map(|a| a.start), now);
     let token = new_secret("");
     let link = state
         .store()
@@ -163,6 +163,42 @@ pub(crate) async fn create_link(
         url,
         message_id,
     })
+}
+
+/// When a case's links should work until: the configured days after its current
+/// appointment (or after `now`, when nothing is booked or it has passed).
+fn link_expiry(
+    state: &AppState,
+    appointment_start: Option<Timestamp>,
+    now: Timestamp,
+) -> Timestamp {
+    let from = appointment_start.map_or(now, |start| start.max(now));
+    from + SignedDuration::from_hours(24 * state.config().patient_link_days)
+}
+
+/// After a booking, a move or a cancellation: the case's live links work until the
+/// configured days after its current appointment (never shorter than they were).
+pub(crate) async fn follow_appointment(
+    state: &AppState,
+    actor: &Actor,
+    case_id: CaseId,
+) -> Result<(), AppError> {
+    let Some(appointment) = state
+        .store()
+        .appointment_for_case(actor, case_id)
+        .await
+        .map_err(case_error)?
+    else {
+        return Ok(());
+    };
+    let now = Timestamp::now();
+    let until = link_expiry(state, Some(appointment.start), now);
+    state
+        .store()
+        .extend_patient_links(actor, case_id, until, now)
+        .await
+        .map_err(case_error)?;
+    Ok(())
 }
 
 /// The address or number a channel sends to, or a clear refusal when it is not on file.

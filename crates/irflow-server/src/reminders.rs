@@ -58,9 +58,17 @@ pub(crate) async fn replan_reminders(
     Ok(())
 }
 
-/// [`replan_reminders`] after a booking change that has already been stored: a
-/// failure is logged and audited, never returned, so the change stands.
+/// [`replan_reminders`] after a booking change that has already been stored, and the
+/// case's patient links made to follow the appointment: a failure is logged and
+/// audited, never returned, so the change stands.
 pub(crate) async fn replan_after_change(state: &AppState, actor: &Actor, case_id: CaseId) {
+    if let Err(e) = crate::patient_links::follow_appointment(state, actor, case_id).await {
+        e.log();
+        tracing::warn!(
+            error = e.code(),
+            "patient links could not follow a booking change; the change stands"
+        );
+    }
     if let Err(e) = replan_reminders(state, actor, case_id).await {
         e.log();
         tracing::warn!(

@@ -444,6 +444,65 @@ impl Store {
         result
     }
 
+    /// Keeps a case's live links working until at least `until` (the configured days
+    /// after its current appointment), after a booking or a move to a later day: a
+    /// link made before booking must not die before the visit and the discharge
+    /// instructions. Never shortens a link, and never revives one that has expired,
+    /// locked or been revoked. Returns how many were extended (audited).
+    pub async fn extend_patient_links(
+        &self,
+        actor: &Actor,
+        case_id: CaseId,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let result = async {
+            if actor.role == Some(Role::Referrer) {
+                return Err(StoreError::Denied("patient links are for department staff"));
+            }
+            self.case_summary(case_id).await?;
+            let mut tx = self.pool.begin().await?;
+            let done = sqlx::query(self.sql(
+                "UPDATE patient_links SET expires_at = ?
+                 WHERE case_id = ? AND revoked_at IS NULL AND locked_at IS NULL
+                   AND expires_at > ? AND expires_at < ?",
+            ))
+            .bind(micros(until))
+            .bind(case_id.get())
+            .bind(micros(now))
+            .bind(micros(until))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done > 0 {
+                self.insert_audit(
+                    &mut *tx,
+                    &NewAuditEvent::new(
+                        actor,
+                        "extend_patient_links",
+                        "case",
+                        AuditOutcome::Success,
+                    )
+                    .entity(case_id)
+                    .detail(format!("extended={done} until the appointment's days")),
+                    now,
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(done)
+        }
+        .await;
+        if let Err(e) = &result {
+            self.record_audit(
+                NewAuditEvent::new(actor, "extend_patient_links", "case", outcome_of(e))
+                    .entity(case_id),
+            )
+            .await?;
+        }
+        result.map_err(hide_denial)
+    }
+
     /// Withdraws every live link of a case and ends their sessions; returns how many
     /// were revoked (audited).
     pub async fn revoke_patient_links(

@@ -802,3 +802,100 @@ async fn behind_https_the_cookies_are_secure_and_host_bound() {
     );
     app.stop().await;
 }
+
+/// Books (or moves, with `reason`) a case's appointment to the first option on or
+/// after `days` days from now; returns the appointment.
+async fn book_at(app: &App, token: &str, case: i64, days: i64, reason: Option<&str>) -> Value {
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let from = jiff::Timestamp::now().to_zoned_datetime(tz).date() + jiff::Span::new().days(days);
+    let slots = get_json(
+        app,
+        token,
+        &format!("/api/v1/cases/{case}/slots?from={from}&limit=1"),
+    )
+    .await;
+    let slot = &slots["slots"][0];
+    let mut body = json!({"start": slot["start"], "room": slot["room"]["id"], "radiologist": slot["radiologist"]["id"]});
+    let client = reqwest::Client::new();
+    let path = app.at(&format!("/api/v1/cases/{case}/appointment"));
+    let r = match reason {
+        Some(reason) => {
+            body["reason"] = json!(reason);
+            client.put(path)
+        }
+        None => client.post(path),
+    }
+    .bearer_auth(token)
+    .json(&body)
+    .send()
+    .await
+    .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+fn instant(v: &Value) -> jiff::Timestamp {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_made_before_booking_lives_until_after_the_visit() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let ready = get_json(&app, &sched, "/api/v1/cases?state=ready").await;
+    let case = ready["cases"][0]["id"].as_i64().expect("a ready demo case");
+    // Made before booking: 30 days from now.
+    let (status, v) = create_link(&app, &sched, case, "none").await;
+    assert_eq!(status, 201, "{v}");
+    let made = instant(&v["link"]["expires_at"]);
+    let days = (made - jiff::Timestamp::now()).as_hours() / 24;
+    assert!((29..=30).contains(&days), "{days}");
+    // Booked 45 days ahead: the link now works until 30 days after the visit, long
+    // after it would have expired.
+    let booked = book_at(&app, &sched, case, 45, None).await;
+    let start = instant(&booked["start"]);
+    let links = get_json(&app, &sched, &format!("/api/v1/cases/{case}/patient-link")).await;
+    let link = &links["links"][0];
+    assert_eq!(link["status"], "active");
+    let expires = instant(&link["expires_at"]);
+    assert_eq!(expires - start, jiff::SignedDuration::from_hours(24 * 30));
+    assert!(expires > made && start > made, "past the original expiry");
+    // Moved later still: it follows.
+    let moved = book_at(
+        &app,
+        &sched,
+        case,
+        60,
+        Some("the patient asked for a later date"),
+    )
+    .await;
+    let later = instant(&moved["start"]);
+    let links = get_json(&app, &sched, &format!("/api/v1/cases/{case}/patient-link")).await;
+    assert_eq!(
+        instant(&links["links"][0]["expires_at"]) - later,
+        jiff::SignedDuration::from_hours(24 * 30)
+    );
+    // Moved earlier: never shorter.
+    book_at(&app, &sched, case, 20, Some("an earlier opening")).await;
+    let links = get_json(&app, &sched, &format!("/api/v1/cases/{case}/patient-link")).await;
+    assert_eq!(
+        instant(&links["links"][0]["expires_at"]) - later,
+        jiff::SignedDuration::from_hours(24 * 30)
+    );
+    // A revoked link is not revived by a booking change.
+    let r = reqwest::Client::new()
+        .delete(app.at(&format!("/api/v1/cases/{case}/patient-link")))
+        .bearer_auth(&sched)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    book_at(&app, &sched, case, 70, Some("later again")).await;
+    let links = get_json(&app, &sched, &format!("/api/v1/cases/{case}/patient-link")).await;
+    assert_eq!(links["links"][0]["status"], "revoked");
+    assert_eq!(
+        instant(&links["links"][0]["expires_at"]) - later,
+        jiff::SignedDuration::from_hours(24 * 30)
+    );
+    app.stop().await;
+}

@@ -18,6 +18,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use irflow_domain::{Actor, CaseId};
+use irflow_letters::Lang;
 use irflow_store::AppointmentRevision;
 use jiff::civil::DateTime;
 use jiff::tz::{Offset, TimeZone};
@@ -247,6 +248,7 @@ struct IcsWords {
     arrive: &'static str,
     call: &'static str,
     bring: &'static str,
+    on_file: &'static str,
     alarm: &'static str,
 }
 
@@ -254,6 +256,7 @@ const EN: IcsWords = IcsWords {
     arrive: "Please arrive by {arrive} to check in ({minutes} minutes before your {start} appointment).",
     call: "Questions, or to change or cancel: call {phone}.",
     bring: "Bring your most recent MRI or CT of the spine.",
+    on_file: "We already have your latest MRI or CT of the spine. You do not need to bring it.",
     alarm: "Tomorrow: {summary} at {start}. Arrive by {arrive}.",
 };
 
@@ -261,6 +264,7 @@ const ES: IcsWords = IcsWords {
     arrive: "Llegue a las {arrive} para registrarse ({minutes} minutos antes de su cita de las {start}).",
     call: "Si tiene preguntas, o para cambiar o cancelar la cita: llame al {phone}.",
     bring: "Traiga su resonancia magnética (MRI) o tomografía (CT) de la columna más reciente.",
+    on_file: "Ya tenemos su resonancia magnética (MRI) o tomografía (CT) más reciente de la columna. No necesita traerla.",
     alarm: "Mañana: {summary} a las {start}. Llegue a las {arrive}.",
 };
 
@@ -275,36 +279,58 @@ pub(crate) fn clock(t: Timestamp, tz: &TimeZone, spanish: bool) -> String {
     }
 }
 
+/// Puts `value` in place of `{key}` in `template`; a value that ends a sentence
+/// itself ("8:00 a. m.") takes the place of the sentence's own period too.
+fn put(template: &str, key: &str, value: &str) -> String {
+    let placeholder = format!("{{{key}}}");
+    let out = if value.ends_with('.') {
+        template.replace(&format!("{placeholder}."), value)
+    } else {
+        template.to_owned()
+    };
+    out.replace(&placeholder, value)
+}
+
 /// The event for a case's latest appointment, in the patient's language
-/// (`es` for Spanish, anything else English).
+/// (`es` for Spanish, anything else English): the procedure named as in the
+/// patient's letters, and "bring your scan" only when the letters say it too
+/// (an audited read of the imaging on file as `actor`).
 pub(crate) async fn event_for(
     state: &AppState,
+    actor: &Actor,
     revision: &AppointmentRevision,
-    procedure_code: &str,
+    case: &irflow_store::CaseSummary,
     lang: &str,
 ) -> Result<IcsEvent, AppError> {
     let a = &revision.appointment;
     let tz = state.time_zone();
     let config = state.config();
-    let summary = state
-        .store()
-        .procedures()
-        .await?
-        .into_iter()
-        .find(|p| p.code == procedure_code)
-        .map(|p| p.patient_name)
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "Spine injection".to_owned());
     let spanish = lang == "es";
+    let letter_lang = if spanish { Lang::Es } else { Lang::En };
+    let summary = crate::letters::procedure_name(state, &case.procedure_code, letter_lang)
+        .await?
+        .unwrap_or_else(|| {
+            if spanish {
+                "Inyección en la columna".to_owned()
+            } else {
+                "Spine injection".to_owned()
+            }
+        });
+    let imaging_on_file = crate::letters::imaging_on_file_for(state, actor, case).await;
     let words = if spanish { &ES } else { &EN };
     let arrive = arrive_by(state, a.start);
     let fill = |template: &str| {
-        template
-            .replace("{arrive}", &clock(arrive, tz, spanish))
-            .replace("{start}", &clock(a.start, tz, spanish))
-            .replace("{phone}", &config.department_phone)
-            .replace("{summary}", &summary)
-            .replace("{minutes}", &config.arrive_minutes_before.to_string())
+        let mut out = template.to_owned();
+        for (key, value) in [
+            ("arrive", clock(arrive, tz, spanish)),
+            ("start", clock(a.start, tz, spanish)),
+            ("phone", config.department_phone.clone()),
+            ("summary", summary.clone()),
+            ("minutes", config.arrive_minutes_before.to_string()),
+        ] {
+            out = put(&out, key, &value);
+        }
+        out
     };
     let location = match department_address(state) {
         Some(address) => format!("{}, {address}", config.department_name),
@@ -322,7 +348,11 @@ pub(crate) async fn event_for(
         description: format!(
             "{}\n{}\n{}\n{}",
             fill(words.arrive),
-            fill(words.bring),
+            fill(if imaging_on_file {
+                words.on_file
+            } else {
+                words.bring
+            }),
             fill(words.call),
             config.department_name
         ),
@@ -375,7 +405,7 @@ pub(crate) async fn ics_response(
         })?;
     let lang = lang.unwrap_or(&detail.patient.preferred_language);
     let lang = if lang.starts_with("es") { "es" } else { "en" };
-    let event = event_for(state, &revision, &detail.case.procedure_code, lang).await?;
+    let event = event_for(state, actor, &revision, &detail.case, lang).await?;
     let body = appointment_ics(state.time_zone(), &state.config().time_zone_name, &event);
     Ok((
         StatusCode::OK,

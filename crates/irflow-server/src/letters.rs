@@ -189,6 +189,39 @@ async fn imaging_on_file(
     crate::imaging_pages::suitable_on_file(state, actor, case).await
 }
 
+/// The procedure's plain name for patients in a language, as the letters name it: the
+/// language's `procedures.toml`, else the catalogue's plain name; `None` when the
+/// catalogue does not know the code.
+pub(crate) async fn procedure_name(
+    state: &AppState,
+    code: &str,
+    lang: Lang,
+) -> Result<Option<String>, AppError> {
+    let catalogue = state
+        .store()
+        .procedures()
+        .await?
+        .into_iter()
+        .find(|p| p.code == code)
+        .map(|p| p.patient_name)
+        .filter(|n| !n.trim().is_empty());
+    Ok(state
+        .letters()
+        .translated_procedure_name(lang, code)
+        .map(str::to_owned)
+        .or(catalogue))
+}
+
+/// Whether the case's latest MRI or CT is on file, as the letters say it (the
+/// calendar file's "bring your scan" line asks the same).
+pub(crate) async fn imaging_on_file_for(
+    state: &AppState,
+    actor: &Actor,
+    case: &irflow_store::CaseSummary,
+) -> bool {
+    imaging_on_file(state, actor, case).await
+}
+
 fn zoned(t: Timestamp, tz: &TimeZone) -> ZonedDateTime {
     t.to_zoned_datetime(tz.clone())
 }

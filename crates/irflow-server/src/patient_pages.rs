@@ -56,6 +56,7 @@ pub fn routes() -> axum::Router<AppState> {
             "/p/{token}/follow-up",
             post(crate::patient_follow_up::submit),
         )
+        .route("/p/{token}/reminders/stop", post(stop_reminders))
         .route("/p/{token}/sign-out", post(sign_out))
         .route("/static/patient.css", get(stylesheet))
 }
@@ -138,6 +139,10 @@ pub(crate) struct Words {
     back: &'static str,
     sign_out: &'static str,
     signed_out: &'static str,
+    reminders_title: &'static str,
+    reminders_on: &'static str,
+    stop_reminders: &'static str,
+    reminders_off: &'static str,
 }
 
 const EN: Words = Words {
@@ -209,6 +214,10 @@ const EN: Words = Words {
     back: "Back to my appointment",
     sign_out: "I am done (sign out)",
     signed_out: "You are signed out. To look again, open your link and enter your date of birth.",
+    reminders_title: "Reminders",
+    reminders_on: "We send you reminders before your visit by email or text. You can stop them here.",
+    stop_reminders: "Stop my reminders",
+    reminders_off: "You will not get reminders from us. To get them again, call us at {phone}.",
 };
 
 const ES: Words = Words {
@@ -280,6 +289,10 @@ const ES: Words = Words {
     back: "Volver a mi cita",
     sign_out: "Terminé (cerrar sesión)",
     signed_out: "Cerró la sesión. Para verla otra vez, abra su enlace y escriba su fecha de nacimiento.",
+    reminders_title: "Recordatorios",
+    reminders_on: "Le enviamos recordatorios antes de su cita por correo electrónico o mensaje de texto. Puede dejar de recibirlos aquí.",
+    stop_reminders: "No quiero más recordatorios",
+    reminders_off: "No recibirá recordatorios. Para recibirlos otra vez, llámenos al {phone}.",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -359,6 +372,8 @@ struct HomePage {
     instructions_html: Option<String>,
     /// The follow-up questions, once due.
     follow_up: Option<crate::patient_follow_up::FollowUpPanel>,
+    /// The patient asked for no reminders: what that means, else the form to ask.
+    reminders_off: Option<String>,
 }
 
 #[derive(Template)]
@@ -913,13 +928,9 @@ async fn home_page(
         .appointment_revision(actor, link.case_id)
         .await?;
     let responses = state.store().patient_responses(actor, link.case_id).await?;
-    let procedure = state
-        .store()
-        .procedures()
+    // Named as the patient's letters name it, in the page's language.
+    let procedure = crate::letters::procedure_name(state, &detail.case.procedure_code, lang)
         .await?
-        .into_iter()
-        .find(|p| p.code == detail.case.procedure_code)
-        .map(|p| p.patient_name)
         .unwrap_or_default();
     let place = if config.department_address.trim().is_empty() {
         config.department_name.clone()
@@ -987,6 +998,11 @@ async fn home_page(
         None
     };
     let follow_up = crate::patient_follow_up::panel(state, actor, link, lang).await;
+    let reminders_off = state
+        .store()
+        .reminders_opt_out(actor, link.case_id)
+        .await?
+        .map(|_| t.reminders_off.replace("{phone}", &config.department_phone));
     audit(
         state,
         NewAuditEvent::new(actor, "patient_view", "case", AuditOutcome::Success)
@@ -1013,6 +1029,7 @@ async fn home_page(
             answered,
             instructions_html,
             follow_up,
+            reminders_off,
         },
         status,
     ))
@@ -1300,6 +1317,92 @@ pub async fn respond(
                 &session.csrf_token,
                 lang,
                 Some((e.status(), message)),
+            )
+            .await
+        }
+    }
+}
+
+/// Fields of the stop-reminders form.
+#[derive(Debug, Deserialize)]
+pub struct StopRemindersForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    lang: String,
+}
+
+/// `POST /p/{token}/reminders/stop`: the patient wants no more reminders. The same
+/// opt-out staff record (every planned reminder of the patient cancelled, audited and
+/// on the case's timeline), as the link's actor.
+pub async fn stop_reminders(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<StopRemindersForm>,
+) -> Response {
+    let lang = Lang::parse(form.lang.trim()).map(Lang::as_str);
+    let (link, session, actor) = match with_session(&state, &client, &token, &headers, lang).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let t = words(choose_lang(lang, None));
+    if !constant_time_eq(&session.csrf_token, &form.csrf) {
+        audit(
+            &state,
+            NewAuditEvent::new(&actor, "update", "reminder_opt_out", AuditOutcome::Denied)
+                .entity(link.case_id)
+                .detail(format!(
+                    "link={} form without a valid anti-forgery token",
+                    link.id
+                )),
+        )
+        .await;
+        return home(
+            &state,
+            &actor,
+            &link,
+            &token,
+            &session.csrf_token,
+            lang,
+            Some((StatusCode::FORBIDDEN, t.expired_form.to_owned())),
+        )
+        .await;
+    }
+    let done = async {
+        let already = state
+            .store()
+            .reminders_opt_out(&actor, link.case_id)
+            .await?
+            .is_some();
+        if !already {
+            crate::reminders::set_opt_out(&state, &actor, link.case_id, true).await?;
+        }
+        Ok::<_, AppError>(())
+    }
+    .await;
+    match done {
+        Ok(()) => Redirect::to(&format!(
+            "/p/{token}{}#patient-reminders",
+            lang.map_or_else(String::new, |l| format!("?lang={l}"))
+        ))
+        .into_response(),
+        Err(e) => {
+            let status = e.status();
+            e.log();
+            home(
+                &state,
+                &actor,
+                &link,
+                &token,
+                &session.csrf_token,
+                lang,
+                Some((
+                    status,
+                    t.gone_text
+                        .replace("{phone}", &state.config().department_phone),
+                )),
             )
             .await
         }

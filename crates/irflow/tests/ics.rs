@@ -399,3 +399,121 @@ async fn the_calendar_file_is_refused_clearly_and_every_read_is_audited() {
     );
     app.stop().await;
 }
+
+/// The plain-text instructions of a case, in English.
+async fn letter_text(app: &App, token: &str, case: i64) -> String {
+    let r = reqwest::Client::new()
+        .get(app.at(&format!("/api/v1/cases/{case}/instructions?lang=en")))
+        .bearer_auth(token)
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calendar_file_names_the_procedure_and_the_scan_as_the_letters_do() {
+    let app = App::start().await;
+    let nurse = app.token_for("nurse").await;
+    let scheduler = app.token_for("scheduler").await;
+    // In Spanish: the procedure's name from letters/default/es/procedures.toml, as the
+    // letters name it, in the summary and the alarm; one period after "a. m.".
+    let williams = app.case_of("Williams").await;
+    let (_, case) = get_json(&app, &nurse, &format!("/api/v1/cases/{williams}")).await;
+    let code = case["procedure"]["code"]
+        .as_str()
+        .or_else(|| case["procedure_code"].as_str())
+        .unwrap()
+        .to_owned();
+    let names: toml::Table =
+        toml::from_str(include_str!("../../../letters/default/es/procedures.toml")).unwrap();
+    let spanish = names[&code].as_str().unwrap();
+    let (status, _, body) = ics(&app, &nurse, williams, "?lang=es").await;
+    assert_eq!(status, 200, "{body}");
+    check_structure(&body);
+    let lines = unfold(&body);
+    assert_eq!(prop(&lines, "SUMMARY"), spanish.replace(',', "\\,"));
+    let alarm = block(&lines, "VALARM");
+    let alarm_text = prop(&alarm, "DESCRIPTION");
+    assert!(
+        alarm_text.starts_with(&format!("Mañana: {spanish} a las ")),
+        "{alarm_text}"
+    );
+    assert!(!body.contains(".."), "no double period: {body}");
+    assert!(alarm_text.ends_with(" m."), "{alarm_text}");
+    let (_, _, english) = ics(&app, &nurse, williams, "?lang=en").await;
+    assert_ne!(prop(&unfold(&english), "SUMMARY"), prop(&lines, "SUMMARY"));
+
+    // "Bring your scan" only when the letters ask for it: before and after a recent
+    // MRI of her neck is on file.
+    let description = |body: &str| prop(&unfold(body), "DESCRIPTION");
+    let (_, _, before) = ics(&app, &nurse, williams, "?lang=en").await;
+    assert!(
+        description(&before).contains("Bring your most recent MRI or CT"),
+        "{before}"
+    );
+    assert!(
+        letter_text(&app, &nurse, williams)
+            .await
+            .contains("Bring your latest MRI or CT scan")
+    );
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let today = jiff::Timestamp::now().to_zoned_datetime(tz).date();
+    let patient = &case["patient"];
+    let mut study = common::dicom::Study::new(
+        &format!(
+            "{}^{}",
+            patient["family_name"].as_str().unwrap().to_uppercase(),
+            patient["given_name"].as_str().unwrap().to_uppercase()
+        ),
+        "OUTSIDE-77",
+        patient["date_of_birth"].as_str().unwrap().parse().unwrap(),
+        today - jiff::Span::new().days(20),
+    );
+    study.body_part = "CSPINE".to_owned();
+    study.description = "MRI C-SPINE W/O".to_owned();
+    let zipped = common::dicom::zip(&study.series(1, 1, 48, 64));
+    let boundary = "irflowicstestboundary";
+    let mut upload = Vec::new();
+    upload.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"mri.zip\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    upload.extend_from_slice(&zipped);
+    upload.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = reqwest::Client::new()
+        .post(app.at(&format!("/api/v1/cases/{williams}/imaging")))
+        .bearer_auth(&scheduler)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(upload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(
+        letter_text(&app, &nurse, williams)
+            .await
+            .contains("We already have your latest MRI or CT scan")
+    );
+    let (_, _, after) = ics(&app, &nurse, williams, "?lang=en").await;
+    check_structure(&after);
+    assert!(
+        description(&after).contains("We already have your latest MRI or CT of the spine"),
+        "{after}"
+    );
+    assert!(!description(&after).contains("Bring your"), "{after}");
+    let (_, _, spanish_after) = ics(&app, &nurse, williams, "?lang=es").await;
+    assert!(
+        description(&spanish_after).contains("Ya tenemos"),
+        "{spanish_after}"
+    );
+
+    app.stop().await;
+}

@@ -899,3 +899,122 @@ async fn a_link_made_before_booking_lives_until_after_the_visit() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_stops_their_reminders_from_their_page_in_their_language() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let williams = app.case_of("Williams").await;
+    // Reminders planned for her appointment (by text: no email on file).
+    let r = reqwest::Client::new()
+        .delete(app.at(&format!("/api/v1/cases/{williams}/reminders/opt-out")))
+        .bearer_auth(&sched)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let messages = get_json(&app, &sched, &format!("/api/v1/cases/{williams}/messages")).await;
+    let planned = |m: &Value| {
+        m["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["state"] == "planned")
+            .count()
+    };
+    assert!(planned(&messages) > 0, "{messages}");
+    let (status, v) = create_link(&app, &sched, williams, "none").await;
+    assert_eq!(status, 201, "{v}");
+    let url = v["url"].as_str().unwrap().to_owned();
+    let link_id = v["link"]["id"].as_i64().unwrap();
+    let patient = browser();
+    sign_in_as_patient(&patient, &url, ("1967", "4", "18")).await;
+
+    // In Spanish: the procedure named as the Spanish letters name it.
+    let (_, page) = open(&patient, &format!("{url}?lang=es")).await;
+    let case = get_json(&app, &sched, &format!("/api/v1/cases/{williams}")).await;
+    let code = case["procedure"]["code"].as_str().unwrap().to_owned();
+    let names: toml::Table =
+        toml::from_str(include_str!("../../../letters/default/es/procedures.toml")).unwrap();
+    let spanish = names[&code].as_str().unwrap();
+    assert!(
+        page.contains(&format!("id=\"patient-procedure\">{spanish}<")),
+        "{spanish} in {page}"
+    );
+    assert!(page.contains("No quiero más recordatorios"), "{page}");
+
+    // A forged form changes nothing.
+    let forged = patient
+        .post(format!("{url}/reminders/stop"))
+        .form(&[("csrf", "forged"), ("lang", "es")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let opt = get_json(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{williams}/reminders/opt-out"),
+    )
+    .await;
+    assert_eq!(opt["opted_out"], false);
+
+    // The real one: no more reminders, said in her language.
+    let r = patient
+        .post(format!("{url}/reminders/stop"))
+        .form(&[("csrf", field(&page, "csrf").as_str()), ("lang", "es")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, page) = open(&patient, &format!("{url}?lang=es")).await;
+    assert!(
+        page.contains("id=\"patient-reminders-off\">No recibirá recordatorios"),
+        "{page}"
+    );
+    assert!(!page.contains("patient-stop-reminders-form"), "{page}");
+    let opt = get_json(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{williams}/reminders/opt-out"),
+    )
+    .await;
+    assert_eq!(opt["opted_out"], true);
+    assert_eq!(opt["recorded_by"], format!("patient-link:{link_id}"));
+    let messages = get_json(&app, &sched, &format!("/api/v1/cases/{williams}/messages")).await;
+    assert_eq!(planned(&messages), 0, "{messages}");
+    // On the timeline, as the link; audited.
+    let case = get_json(&app, &sched, &format!("/api/v1/cases/{williams}")).await;
+    assert!(
+        case["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["action"] == "reminders_opted_out"
+                && t["actor"]["username"] == format!("patient-link:{link_id}")),
+        "{case}"
+    );
+    let events = app
+        .store
+        .list_audit(
+            &irflow_domain::Actor::system("test"),
+            &irflow_store::AuditFilter {
+                limit: Some(500),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mine: Vec<_> = events
+        .iter()
+        .filter(|e| e.actor_username == format!("patient-link:{link_id}"))
+        .collect();
+    for outcome in ["denied", "success"] {
+        assert!(
+            mine.iter()
+                .any(|e| e.action == "update" && e.outcome.as_str() == outcome),
+            "update reminder_opt_out {outcome} in {mine:#?}"
+        );
+    }
+    app.stop().await;
+}

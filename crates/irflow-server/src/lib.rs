@@ -49,6 +49,8 @@ use jiff::tz::TimeZone;
 
 pub use error::AppError;
 pub use observe::init_metrics;
+pub use procedure_day::send_discharge_instructions;
+pub use procedure_record_pages::send_procedure_report;
 pub use reminders::plan_reminders_for_booked_cases;
 
 /// Settings the HTTP edge needs.

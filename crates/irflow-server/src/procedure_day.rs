@@ -714,14 +714,31 @@ pub(crate) async fn discharge(
         )
         .await
         .map_err(case_error)?;
-    let sent = send_instructions(state, actor, case).await;
+    let sent = send_instructions(state, actor, case, Timestamp::now()).await;
     Ok(DischargeDone {
         override_reason: done.override_reason,
         sent,
     })
 }
 
-async fn send_instructions(state: &AppState, actor: &Actor, case: CaseId) -> Sent {
+/// What a discharge sends, for a discharge recorded at `at` straight through the store
+/// (the demo's patients already gone home): the discharge instructions, queued to go
+/// from `at` by email or text message as the discharge page sends them. `Ok(false)`
+/// when there is no address or phone number on file (they were printed).
+pub async fn send_discharge_instructions(
+    state: &AppState,
+    actor: &Actor,
+    case: CaseId,
+    at: Timestamp,
+) -> Result<bool, String> {
+    match send_instructions(state, actor, case, at).await {
+        Sent::Queued { .. } => Ok(true),
+        Sent::NoContact => Ok(false),
+        Sent::Failed(why) => Err(why),
+    }
+}
+
+async fn send_instructions(state: &AppState, actor: &Actor, case: CaseId, at: Timestamp) -> Sent {
     let detail = match state.store().case_detail(actor, case).await {
         Ok(d) => d,
         Err(e) => return Sent::Failed(AppError::from(e).public_message()),
@@ -769,7 +786,7 @@ async fn send_instructions(state: &AppState, actor: &Actor, case: CaseId) -> Sen
                 subject: letter.subject.clone(),
                 body_text: letter.text.clone(),
                 body_html: email.then(|| letter.html_document.clone()),
-                send_after: Timestamp::now(),
+                send_after: at,
             },
         )
         .await

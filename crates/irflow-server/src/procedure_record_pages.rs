@@ -112,7 +112,7 @@ pub(crate) async fn sign(
             }
             other => SignError::App(case_error(other)),
         })?;
-    send_report(state, actor, &signed).await;
+    send_report(state, actor, &signed, Timestamp::now()).await;
     Ok(signed)
 }
 
@@ -178,7 +178,7 @@ pub(crate) fn report_of(
 /// Sends the report of a just-signed version to the referrer's email, when known.
 /// A failure is logged and audited; the signature stands (the report is also served
 /// as a FHIR DocumentReference).
-async fn send_report(state: &AppState, actor: &Actor, signed: &SignedRecord) {
+async fn send_report(state: &AppState, actor: &Actor, signed: &SignedRecord, at: Timestamp) {
     let Some(email) = signed.referrer_email.clone() else {
         return;
     };
@@ -202,7 +202,7 @@ async fn send_report(state: &AppState, actor: &Actor, signed: &SignedRecord) {
                         r.title.replace('&', "&amp;").replace('<', "&lt;"),
                         r.html
                     )),
-                    send_after: Timestamp::now(),
+                    send_after: at,
                 },
             )
             .await
@@ -233,6 +233,18 @@ async fn send_report(state: &AppState, actor: &Actor, signed: &SignedRecord) {
             tracing::error!("the failure to queue a report could not be audited");
         }
     }
+}
+
+/// What signing sends, for a record signed at `at` straight through the store (the
+/// demo's procedures already done): the report to the referrer, queued to go from
+/// `at`, exactly as the page's signature queues it. A failure is logged and audited.
+pub async fn send_procedure_report(
+    state: &AppState,
+    actor: &Actor,
+    signed: &SignedRecord,
+    at: Timestamp,
+) {
+    send_report(state, actor, signed, at).await;
 }
 
 // ---------------------------------------------------------------- page

@@ -165,6 +165,8 @@ struct Demo<'a> {
     today: jiff::civil::Date,
     rules: &'a irflow_domain::screening::RulePack,
     tz: &'a jiff::tz::TimeZone,
+    /// Sends what the pages send when a record is signed or a patient goes home.
+    server: irflow_server::AppState,
 }
 
 impl Demo<'_> {
@@ -271,12 +273,14 @@ pub async fn seed(
         );
     }
     let rules = irflow_rules::default_pack()?;
+    let server = crate::demo_day::server(store, tz, &rules)?;
     let demo = Demo {
         store,
         users,
         today,
         rules: &rules,
         tz,
+        server,
     };
     // Two patients already on file with the same name and date of birth, so that one
     // demo referral shows the patient-match review.
@@ -295,6 +299,7 @@ pub async fn seed(
             .await?;
     }
     seed_resources(&demo, tz).await?;
+    crate::demo_history::set_referrer_emails(store).await?;
     let catalogue = store.procedures().await?;
     let cases = demo_cases();
     for case in &cases {
@@ -302,7 +307,7 @@ pub async fn seed(
     }
     seed_waitlist_and_plans(&demo).await?;
     // Four weeks of procedures done, with records, discharges and follow-ups.
-    let history = crate::demo_history::seed_history(store, tz, &rules).await?;
+    let history = crate::demo_history::seed_history(store, tz, &rules, &demo.server).await?;
     Ok(DemoSummary {
         patients: cases.len() + 2 + history,
         cases: cases.len() + history,
@@ -500,7 +505,26 @@ async fn add_case(
             continue;
         }
         if *action == Action::RecordFollowUp {
-            // The follow-up call, with the patient's answers (demo_history.rs has more).
+            // The follow-up call, with the patient's answers (demo_history.rs has more),
+            // on the morning it fell due (the discharge is 45 minutes after the start).
+            if let Some(p) = procedure_at {
+                let discharged = (p + SignedDuration::from_mins(45))
+                    .to_zoned_datetime(demo.tz.clone())
+                    .date();
+                let due = irflow_domain::procedure_record::follow_up_due(
+                    discharged,
+                    crate::demo_history::FOLLOW_UP_DAYS,
+                );
+                let morning = due
+                    .to_datetime(jiff::civil::time(10, 15, 0, 0))
+                    .to_zoned_datetime(demo.tz.clone())?
+                    .timestamp();
+                at = at.max(morning);
+                anyhow::ensure!(
+                    at <= Timestamp::now(),
+                    "demo case {what}: the follow-up is not due until {due}"
+                );
+            }
             let answers = irflow_domain::procedure_record::FollowUpForm {
                 pain_now: "2".into(),
                 relief_percent: "75".into(),
@@ -530,11 +554,9 @@ async fn add_case(
         {
             // A procedure already done: its day around the booked start (demo_day.rs).
             let start = Timestamp::from_second(p.as_second() - p.as_second().rem_euclid(300))?;
-            let team = crate::demo_day::DayTeam {
-                nurse: demo.actor("nurse")?,
-                nurse_name: demo.user("nurse")?.display_name.clone(),
-                radiologist: demo.actor("radiologist")?,
-            };
+            let team =
+                crate::demo_day::DayTeam::of(demo.store, "nurse", "radiologist", &demo.server)
+                    .await?;
             let day = crate::demo_day::typical_day(
                 start,
                 false,
@@ -756,12 +778,14 @@ pub async fn seed_todays_list(
                 .with_context(|| format!("demo user {username}"))?,
         );
     }
+    let server = crate::demo_day::server(store, tz, &rules)?;
     let demo = Demo {
         store,
         users,
         today,
         rules: &rules,
         tz,
+        server,
     };
     seed_today(&demo).await
 }
@@ -808,11 +832,7 @@ async fn seed_today(demo: &Demo<'_>) -> Result<()> {
             .date()
             == demo.today
     });
-    let team = crate::demo_day::DayTeam {
-        nurse: demo.actor("nurse")?,
-        nurse_name: demo.user("nurse")?.display_name.clone(),
-        radiologist: demo.actor("radiologist")?,
-    };
+    let team = crate::demo_day::DayTeam::of(store, "nurse", "radiologist", &demo.server).await?;
     for (family, (h, m), offset, room_name, no_show) in plan {
         let case = found
             .iter()
@@ -1490,10 +1510,11 @@ fn demo_cases() -> Vec<DemoCase> {
                 ("nurse", A::Discharge, None),
             ],
         ),
+        // Long enough ago for the follow-up to have fallen due (two weeks after).
         online(
             miller,
             "referrer2",
-            30,
+            40,
             &[
                 ("radiologist", A::Accept, None),
                 ("nurse", A::MarkReady, None),

@@ -1,7 +1,10 @@
 //! The procedure day in the demo: a patient's day — check-in, the checklist, the
-//! start and end of the procedure, vital signs, the discharge — recorded at given
-//! times through the same store calls the pages use. The demo's cases already done,
-//! today's list and the weeks of history all go through here.
+//! start and end of the procedure, vital signs, the radiologist's signed record, the
+//! discharge — recorded at given times through the same store calls the pages use,
+//! and what the pages send then (the report to the referrer on signing, the
+//! discharge instructions on discharge) queued in the outbox at those times. The
+//! demo's cases already done, today's list and the weeks of history all go through
+//! here.
 
 use anyhow::{Context, Result};
 use irflow_domain::pathway::TransitionRequest;
@@ -9,10 +12,12 @@ use irflow_domain::procedure_day::{
     Answer, Consent, ConsentMethod, EscortPlan, IdentityCheck, PregnancyStatus, Requirements,
     TimeOut, Vitals,
 };
+use irflow_domain::procedure_record::ProcedureRecordForm;
 use irflow_domain::screening::RulePack;
 use irflow_domain::{Action, Actor, CaseId};
-use irflow_store::Store;
+use irflow_server::AppState;
 use irflow_store::procedure_day::DischargeRequest;
+use irflow_store::{SignedRecord, Store};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -24,8 +29,32 @@ pub struct DayTeam {
     pub nurse: Actor,
     /// The nurse's name as a consent's witness.
     pub nurse_name: String,
-    /// Time-out, start and end.
+    /// Time-out, start and end; signs the record.
     pub radiologist: Actor,
+    /// The radiologist's name as it stands under the record.
+    pub radiologist_name: String,
+    /// What the pages send on signing and on discharge goes out through this state.
+    pub server: AppState,
+}
+
+impl DayTeam {
+    /// The team of `nurse` and `radiologist` (usernames), sending through `server`.
+    pub async fn of(
+        store: &Store,
+        nurse: &str,
+        radiologist: &str,
+        server: &AppState,
+    ) -> Result<Self> {
+        let nurse = store.user_by_username(nurse).await?;
+        let radiologist = store.user_by_username(radiologist).await?;
+        Ok(DayTeam {
+            nurse_name: nurse.display_name.clone(),
+            nurse: nurse.actor(),
+            radiologist_name: radiologist.display_name.clone(),
+            radiologist: radiologist.actor(),
+            server: server.clone(),
+        })
+    }
 }
 
 /// How far the checklist gets.
@@ -56,8 +85,21 @@ pub struct DayPlan {
     pub end: Option<Timestamp>,
     /// Vital signs.
     pub vitals: Vec<VitalsAt>,
+    /// The radiologist signs an uneventful record of the procedure as ordered (and
+    /// the report goes to the referrer).
+    pub sign: Option<Timestamp>,
     /// The patient goes home (all criteria confirmed; an override when early).
     pub discharge: Option<(Timestamp, Option<&'static str>)>,
+}
+
+/// The server state the demo sends its messages through (the built-in letters, the
+/// site's zone, images in memory: the demo's seeding stores none).
+pub fn server(store: &Store, tz: &TimeZone, pack: &RulePack) -> Result<AppState> {
+    let config = irflow_server::ServerConfig {
+        time_zone_name: tz.iana_name().unwrap_or("America/New_York").to_owned(),
+        ..irflow_server::ServerConfig::default()
+    };
+    AppState::new(store.clone(), config, pack.clone()).map_err(anyhow::Error::msg)
 }
 
 /// The checklist requirements of a demo patient with no hold, diabetes or premedication.
@@ -217,6 +259,23 @@ pub async fn record_day(
             .await
             .with_context(|| format!("{what}: vitals"))?;
     }
+    if let Some(at) = plan.sign {
+        let form = plain_record(store, &team.radiologist, case).await?;
+        let details = form
+            .check(&store.procedures().await?, &pack.procedure_record, false)
+            .map_err(|e| anyhow::anyhow!("{what}: the record: {e}"))?;
+        let signed = store
+            .sign_procedure_record(
+                &team.radiologist,
+                &team.radiologist_name,
+                case,
+                &details,
+                at,
+            )
+            .await
+            .with_context(|| format!("{what}: signature"))?;
+        send_report(team, &signed, at).await;
+    }
     if let Some((at, override_reason)) = plan.discharge {
         let criteria: Vec<(String, String)> = pack
             .day
@@ -239,8 +298,66 @@ pub async fn record_day(
             )
             .await
             .with_context(|| format!("{what}: discharge"))?;
+        irflow_server::send_discharge_instructions(&team.server, &team.nurse, case, at)
+            .await
+            .map_err(|e| anyhow::anyhow!("{what}: the discharge instructions: {e}"))?;
     }
     Ok(())
+}
+
+/// The report to the referrer of a record signed at `at`, queued as the record page's
+/// signature queues it.
+pub async fn send_report(team: &DayTeam, signed: &SignedRecord, at: Timestamp) {
+    irflow_server::send_procedure_report(&team.server, &team.radiologist, signed, at).await;
+}
+
+/// An uneventful record of the procedure as ordered: its levels and side, the booked
+/// room's guidance, a little contrast, dexamethasone (non-particulate, as suggested
+/// for transforaminal injections), lidocaine, no complication.
+async fn plain_record(store: &Store, actor: &Actor, case: CaseId) -> Result<ProcedureRecordForm> {
+    let detail = store.case_detail(actor, case).await?;
+    let c = &detail.case;
+    let procedure = store
+        .procedures()
+        .await?
+        .into_iter()
+        .find(|p| p.code == c.procedure_code)
+        .with_context(|| format!("procedure {}", c.procedure_code))?;
+    let room_modality = match store.appointment_for_case(actor, case).await? {
+        Some(a) => store
+            .rooms(a.site_id)
+            .await?
+            .into_iter()
+            .find(|r| r.id == a.room_id)
+            .map(|r| r.modality),
+        None => None,
+    };
+    let guidance = room_modality
+        .filter(|m| procedure.modalities.contains(m))
+        .or_else(|| procedure.modalities.first().copied())
+        .context("a procedure without a modality")?;
+    let ct = guidance == irflow_domain::Modality::Ct;
+    Ok(ProcedureRecordForm {
+        procedure: c.procedure_code.clone(),
+        levels: c.levels.clone().unwrap_or_default(),
+        side: c
+            .side
+            .map_or_else(|| "bilateral".to_owned(), |s| s.as_str().to_owned()),
+        guidance: guidance.as_str().to_owned(),
+        contrast_agent: "iohexol".into(),
+        contrast_ml: "2".into(),
+        steroid_agent: "dexamethasone".into(),
+        steroid_mg: "10".into(),
+        anaesthetic_agent: "lidocaine".into(),
+        anaesthetic_mg: "20".into(),
+        fluoroscopy_seconds: if ct { String::new() } else { "41".into() },
+        dap: if ct { String::new() } else { "386.4".into() },
+        dlp: if ct { "212".into() } else { String::new() },
+        pain_before: "7".into(),
+        pain_after: "2".into(),
+        complication: "none".into(),
+        ..ProcedureRecordForm::default()
+    })
 }
 
 /// A typical uneventful day around a procedure starting at `start`: check-in 18
@@ -276,6 +393,7 @@ pub fn typical_day(start: Timestamp, drives: bool, monitoring: u32, now: Timesta
         .into_iter()
         .filter(|v| v.0 <= now && v.0 < leave)
         .collect(),
+        sign: upto(end + minutes(8)),
         discharge: upto(leave).map(|t| (t, None)),
     }
 }
@@ -290,6 +408,7 @@ impl DayPlan {
             start: None,
             end: None,
             vitals: Vec::new(),
+            sign: None,
             discharge: None,
         }
     }
@@ -314,6 +433,7 @@ impl DayPlan {
             Action::EndProcedure => DayPlan {
                 end: self.end,
                 vitals: self.vitals.clone(),
+                sign: self.sign,
                 ..none
             },
             Action::Discharge => DayPlan {

@@ -698,9 +698,26 @@ fn user(users: &[irflow_store::UserRecord], name: &str) -> Result<Actor> {
         .with_context(|| format!("demo user {name} missing"))
 }
 
-/// Seeds the four weeks of history (after the demo's users, resources and cases).
-pub async fn seed_history(store: &Store, tz: &TimeZone, pack: &RulePack) -> Result<usize> {
+/// Gives the referring providers their email addresses, so that reports reach them
+/// (before any demo record is signed).
+pub async fn set_referrer_emails(store: &Store) -> Result<()> {
     let system = Actor::system("demo");
+    for (name, email) in REFERRER_EMAILS {
+        let u = store.user_by_username(name).await?;
+        let email = Email::parse(email).map_err(|e| anyhow!("demo email {email}: {e}"))?;
+        store.set_user_email(&system, u.id, Some(&email)).await?;
+    }
+    Ok(())
+}
+
+/// Seeds the four weeks of history (after the demo's users, resources and cases, and
+/// [`set_referrer_emails`]).
+pub async fn seed_history(
+    store: &Store,
+    tz: &TimeZone,
+    pack: &RulePack,
+    server: &irflow_server::AppState,
+) -> Result<usize> {
     let mut users = Vec::new();
     for name in [
         "scheduler",
@@ -711,11 +728,6 @@ pub async fn seed_history(store: &Store, tz: &TimeZone, pack: &RulePack) -> Resu
         "referrer2",
     ] {
         users.push(store.user_by_username(name).await?);
-    }
-    for (name, email) in REFERRER_EMAILS {
-        let u = store.user_by_username(name).await?;
-        let email = Email::parse(email).map_err(|e| anyhow!("demo email {email}: {e}"))?;
-        store.set_user_email(&system, u.id, Some(&email)).await?;
     }
     let today = Timestamp::now().to_zoned_datetime(tz.clone()).date();
     let catalogue = store.procedures().await?;
@@ -847,10 +859,17 @@ pub async fn seed_history(store: &Store, tz: &TimeZone, pack: &RulePack) -> Resu
             .await
             .with_context(|| format!("demo history booking {what}"))?;
         // The day: check-in to recovery, the record, then the discharge.
+        let radiologist_name = users
+            .iter()
+            .find(|u| Some(u.id) == radiologist.user_id)
+            .map(|u| u.display_name.clone())
+            .unwrap_or_default();
         let team = DayTeam {
             nurse: nurse.clone(),
             nurse_name: nurse_name.clone(),
             radiologist: radiologist.clone(),
+            radiologist_name: radiologist_name.clone(),
+            server: server.clone(),
         };
         let plan = typical_day(
             start,
@@ -859,8 +878,10 @@ pub async fn seed_history(store: &Store, tz: &TimeZone, pack: &RulePack) -> Resu
             Timestamp::MAX,
         );
         let discharged_at = plan.discharge.map(|d| d.0).context("a discharge")?;
+        // The record is this patient's own (below), not the day's plain one.
         let before_discharge = crate::demo_day::DayPlan {
             discharge: None,
+            sign: None,
             ..plan.clone()
         };
         record_day(store, pack, &team, case, &before_discharge, tz)
@@ -897,15 +918,11 @@ pub async fn seed_history(store: &Store, tz: &TimeZone, pack: &RulePack) -> Resu
             let checked = record
                 .check(&catalogue, &pack.procedure_record, false)
                 .map_err(|e| anyhow!("demo history record {what}: {e}"))?;
-            let name = users
-                .iter()
-                .find(|u| Some(u.id) == radiologist.user_id)
-                .map(|u| u.display_name.clone())
-                .unwrap_or_default();
-            store
-                .sign_procedure_record(&radiologist, &name, case, &checked, signed_at)
+            let signed = store
+                .sign_procedure_record(&radiologist, &radiologist_name, case, &checked, signed_at)
                 .await
                 .with_context(|| format!("demo history signature {what}"))?;
+            crate::demo_day::send_report(&team, &signed, signed_at).await;
         }
         record_day(store, pack, &team, case, &plan.only(Action::Discharge), tz)
             .await

@@ -758,13 +758,14 @@ async fn outcomes_count_procedures_complications_and_relief_from_known_data() {
     let (status, v) = get_json(&app, &token, "/api/v1/outcomes").await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["relief_threshold_percent"], 50);
-    // The demo's four weeks (see crates/irflow/src/demo_history.rs): signed records,
-    // complications and the latest follow-up answer of each patient.
+    // The demo's four weeks (see crates/irflow/src/demo_history.rs), and its two older
+    // cases (Miller followed up, Brown discharged): signed records, complications and
+    // the latest follow-up answer of each patient.
     // (code, done, vasovagal, dural puncture, bleeding, followed up, >= 50% relief)
     let expected = [
-        ("64483", 5, 1, 0, 0, 3, 3),
+        ("64483", 6, 1, 0, 0, 4, 4),
         ("62323", 3, 0, 0, 0, 1, 1),
-        ("64493", 3, 1, 0, 0, 2, 1),
+        ("64493", 4, 1, 0, 0, 2, 1),
         ("27096", 2, 0, 0, 0, 1, 0),
         ("64479", 2, 0, 0, 1, 2, 1),
         ("62321", 1, 0, 1, 0, 1, 0),
@@ -787,9 +788,9 @@ async fn outcomes_count_procedures_complications_and_relief_from_known_data() {
     assert_eq!(outcome(&v, "64483")["relief_at_least_50_percent"], 100);
     assert_eq!(outcome(&v, "64493")["relief_at_least_50_percent"], 50);
     assert_eq!(outcome(&v, "27096")["relief_at_least_50_percent"], 0);
-    assert_eq!(v["total"]["done"], 17);
-    assert_eq!(v["total"]["followed_up"], 11);
-    assert_eq!(v["total"]["relief_at_least_50"], 7);
+    assert_eq!(v["total"]["done"], 19);
+    assert_eq!(v["total"]["followed_up"], 12);
+    assert_eq!(v["total"]["relief_at_least_50"], 8);
 
     // Signing yesterday's record (with a vasovagal reaction) and a phone follow-up
     // move the numbers.
@@ -998,4 +999,87 @@ async fn a_referrers_email_for_reports_is_set_when_the_user_is_added() {
         Some("Lee@harbor.example.org")
     );
     db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_treated_demo_patient_has_a_signed_record_its_messages_and_a_timely_follow_up() {
+    let app = App::start().await;
+    let tz = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    irflow::demo::seed_todays_list(&app.store, &tz, app.today)
+        .await
+        .expect("today's list");
+    let nurse = app.token_for("nurse").await;
+    let rad = app.token_for("radiologist").await;
+    let (_, list) = get_json(&app, &nurse, "/api/v1/cases?limit=500").await;
+    let treated: Vec<(i64, String, String)> = list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            matches!(
+                c["state"].as_str(),
+                Some("in_procedure" | "recovery" | "discharged" | "followed_up")
+            )
+        })
+        .map(|c| {
+            (
+                c["id"].as_i64().unwrap(),
+                c["state"].as_str().unwrap().to_owned(),
+                c["patient"]["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert!(treated.len() >= 18, "{list}");
+    let actor = app.store.user_by_username("nurse").await.unwrap().actor();
+    let mut drafts = Vec::new();
+    for (case, state, name) in &treated {
+        let (status, v) = get_json(
+            &app,
+            &rad,
+            &format!("/api/v1/cases/{case}/procedure-record"),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let signed = v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["status"] == "signed");
+        if !signed {
+            drafts.push(name.clone());
+            continue;
+        }
+        if state == "in_procedure" {
+            continue;
+        }
+        let (_, m) = get_json(&app, &nurse, &format!("/api/v1/cases/{case}/messages")).await;
+        let kinds: Vec<&str> = m["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["kind"].as_str())
+            .collect();
+        assert!(kinds.contains(&"procedure_report"), "{name}: {m}");
+        if state != "recovery" {
+            assert!(kinds.contains(&"discharge_instructions"), "{name}: {m}");
+        }
+        if state == "followed_up" {
+            let status = app
+                .store
+                .follow_up_status(&actor, irflow_domain::CaseId::new(*case), &tz, 14)
+                .await
+                .unwrap();
+            let due = status.due_on.unwrap();
+            for a in &status.answers {
+                let on = a.recorded_at.to_zoned_datetime(tz.clone()).date();
+                assert!(on >= due, "{name}: followed up {on}, due {due}");
+            }
+        }
+    }
+    assert_eq!(
+        drafts.len(),
+        1,
+        "only yesterday's record waits for its signature: {drafts:?}"
+    );
+    app.stop().await;
 }

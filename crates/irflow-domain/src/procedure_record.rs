@@ -330,6 +330,10 @@ pub struct ProcedureRecordForm {
     pub notes: String,
     /// Why a signed record is amended (required then).
     pub amendment_reason: String,
+    /// The radiologist acknowledges signing with a particulate steroid for a
+    /// transforaminal injection, against the FDA 2014 safety communication's advice
+    /// (required then; see [`particulate_warning`]).
+    pub particulate_acknowledged: bool,
 }
 
 /// A checked record, ready to sign.
@@ -369,6 +373,9 @@ pub struct ProcedureRecordDetails {
     pub notes: Option<String>,
     /// Why amended (for versions after the first).
     pub amendment_reason: Option<String>,
+    /// A particulate steroid was given for a transforaminal injection, and the
+    /// radiologist acknowledged it when signing (never set otherwise).
+    pub particulate_acknowledged: bool,
 }
 
 /// The longest free text in a record field.
@@ -532,6 +539,7 @@ impl ProcedureRecordForm {
             complication_text: d.complication_text.clone().unwrap_or_default(),
             notes: d.notes.clone().unwrap_or_default(),
             amendment_reason: String::new(),
+            particulate_acknowledged: d.particulate_acknowledged,
         }
     }
 
@@ -798,6 +806,24 @@ impl ProcedureRecordForm {
                 "this record is signed: say why it is amended",
             );
         }
+        // A particulate steroid for a transforaminal injection is the radiologist's
+        // decision to make — knowingly: the signature needs the acknowledgement.
+        let particulate = match (procedure, &steroid) {
+            (Some(p), Some(g)) => particulate_warning(rules, &p.code, &g.agent),
+            _ => None,
+        };
+        if let Some(w) = &particulate
+            && !self.particulate_acknowledged
+        {
+            add(
+                &mut errors,
+                "particulate_acknowledged",
+                format!(
+                    "{w}: rare but serious neurologic injury has followed transforaminal injections of particulate steroids ({}). Choose {} or tick \"particulate steroid acknowledged\" to sign with it",
+                    rules.transforaminal_steroid.meta.source, rules.transforaminal_steroid.agent
+                ),
+            );
+        }
         match (
             procedure,
             side,
@@ -831,6 +857,7 @@ impl ProcedureRecordForm {
                 complication_text,
                 notes,
                 amendment_reason: if amending { amendment_reason } else { None },
+                particulate_acknowledged: particulate.is_some(),
             }),
             _ => Err(errors),
         }
@@ -883,6 +910,7 @@ impl ProcedureRecordDetails {
             complication_text: some_text(&form.complication_text),
             notes: some_text(&form.notes),
             amendment_reason: some_text(&form.amendment_reason),
+            particulate_acknowledged: form.particulate_acknowledged,
         })
     }
 }
@@ -1269,6 +1297,39 @@ mod tests {
         assert!(particulate_warning(&r, "64483", "triamcinolone").is_some());
         assert!(particulate_warning(&r, "64483", "dexamethasone").is_none());
         assert!(particulate_warning(&r, "27096", "triamcinolone").is_none());
+    }
+
+    #[test]
+    fn a_particulate_steroid_for_a_transforaminal_injection_is_signed_only_when_acknowledged() {
+        let particulate = ProcedureRecordForm {
+            steroid_agent: "triamcinolone".into(),
+            steroid_mg: "40".into(),
+            ..good()
+        };
+        let errors = particulate
+            .check(&catalogue(), &rules(), false)
+            .expect_err("not without the acknowledgement");
+        let m = errors.get("particulate_acknowledged").expect("named");
+        assert!(m.contains("triamcinolone is a particulate steroid"), "{m}");
+        assert!(m.contains("particulate steroid acknowledged"), "{m}");
+        let acknowledged = ProcedureRecordForm {
+            particulate_acknowledged: true,
+            ..particulate
+        };
+        let d = acknowledged
+            .check(&catalogue(), &rules(), false)
+            .expect("acknowledged");
+        assert!(d.particulate_acknowledged);
+        assert!(ProcedureRecordForm::from_details(&d).particulate_acknowledged);
+        // Nothing to acknowledge with a non-particulate steroid, or outside the
+        // transforaminal procedures: a stray tick is not kept.
+        let plain = ProcedureRecordForm {
+            particulate_acknowledged: true,
+            ..good()
+        }
+        .check(&catalogue(), &rules(), false)
+        .expect("dexamethasone");
+        assert!(!plain.particulate_acknowledged);
     }
 
     #[test]

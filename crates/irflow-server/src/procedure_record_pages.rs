@@ -647,6 +647,9 @@ pub struct RecordSubmit {
     notes: String,
     #[serde(default)]
     amendment_reason: String,
+    /// The checkbox: `yes` when ticked.
+    #[serde(default)]
+    particulate_acknowledged: String,
 }
 
 impl RecordSubmit {
@@ -671,6 +674,7 @@ impl RecordSubmit {
             complication_text: self.complication_text.clone(),
             notes: self.notes.clone(),
             amendment_reason: self.amendment_reason.clone(),
+            particulate_acknowledged: self.particulate_acknowledged == "yes",
         }
     }
 }
@@ -887,6 +891,7 @@ fn version_json(state: &AppState, v: &ProcedureRecordVersion) -> Value {
         "complication_text": f.complication_text,
         "notes": f.notes,
         "amendment_reason": f.amendment_reason,
+        "particulate_acknowledged": f.particulate_acknowledged,
         "created_by": v.created_by,
         "updated_at": rfc3339_local(v.updated_at, tz),
         "signed_by": v.signed.as_ref().map(|s| json!({"username": s.username, "name": s.name})),
@@ -953,6 +958,9 @@ pub struct RecordJson {
     complication_text: String,
     notes: String,
     amendment_reason: String,
+    /// Required to sign a particulate steroid for a transforaminal injection: `true`,
+    /// the radiologist's acknowledgement of the FDA 2014 safety communication.
+    particulate_acknowledged: bool,
     /// Required to sign: the literal `"sign"`, the caller's explicit confirmation.
     confirm: String,
 }
@@ -979,6 +987,7 @@ impl RecordJson {
             complication_text: self.complication_text,
             notes: self.notes,
             amendment_reason: self.amendment_reason,
+            particulate_acknowledged: self.particulate_acknowledged,
         }
     }
 }

@@ -198,6 +198,7 @@ mod tests {
             complication_text: Some("<script>x</script>".into()),
             notes: None,
             amendment_reason: None,
+            particulate_acknowledged: false,
         };
         let version = ProcedureRecordVersion {
             id: 1,

@@ -106,6 +106,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_message_send_before.sql"),
         postgres: include_str!("../migrations/postgres/0017_message_send_before.sql"),
     },
+    Migration {
+        version: 18,
+        name: "particulate_acknowledged",
+        sqlite: include_str!("../migrations/sqlite/0018_particulate_acknowledged.sql"),
+        postgres: include_str!("../migrations/postgres/0018_particulate_acknowledged.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -193,8 +193,9 @@ macro_rules! record_select {
         "SELECT id, case_id, version, procedure_code, procedure_name, levels, side, guidance,
                 contrast_agent, contrast_ml, steroid_agent, steroid_mg, anaesthetic_agent,
                 anaesthetic_mg, fluoroscopy_seconds, dap_mgycm2, dlp_mgycm, pain_before, pain_after,
-                complication, complication_text, notes, amendment_reason, created_by, created_at,
-                updated_at, signed_by, signed_by_user_id, signed_by_name, signed_at
+                complication, complication_text, notes, amendment_reason, particulate_acknowledged,
+                created_by, created_at, updated_at, signed_by, signed_by_user_id, signed_by_name,
+                signed_at
          FROM procedure_records"
     };
 }
@@ -251,6 +252,7 @@ fn record_from_row(row: &AnyRow) -> Result<ProcedureRecordVersion> {
             complication_text: text(row, "complication_text")?,
             notes: text(row, "notes")?,
             amendment_reason: text(row, "amendment_reason")?,
+            particulate_acknowledged: row.try_get::<i64, _>("particulate_acknowledged")? == 1,
         },
         procedure_name: row.try_get("procedure_name")?,
         created_by: row.try_get("created_by")?,
@@ -472,6 +474,7 @@ impl Store {
             nz(&form.notes),
             nz(&form.amendment_reason),
         ];
+        let acknowledged = i64::from(form.particulate_acknowledged);
         match existing {
             Some(id) => {
                 let mut q = sqlx::query(self.sql(
@@ -480,13 +483,18 @@ impl Store {
                         steroid_mg = ?, anaesthetic_agent = ?, anaesthetic_mg = ?,
                         fluoroscopy_seconds = ?, dap_mgycm2 = ?, dlp_mgycm = ?, pain_before = ?,
                         pain_after = ?, complication = ?, complication_text = ?, notes = ?,
-                        amendment_reason = ?, updated_at = ?
+                        amendment_reason = ?, particulate_acknowledged = ?, updated_at = ?
                      WHERE id = ? AND signed_at IS NULL",
                 ));
                 for v in values {
                     q = q.bind(v);
                 }
-                let done = q.bind(micros(at)).bind(id).execute(&mut **tx).await?;
+                let done = q
+                    .bind(acknowledged)
+                    .bind(micros(at))
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
                 Ok((done.rows_affected() == 1).then_some(id))
             }
             None => {
@@ -495,14 +503,16 @@ impl Store {
                         guidance, contrast_agent, contrast_ml, steroid_agent, steroid_mg,
                         anaesthetic_agent, anaesthetic_mg, fluoroscopy_seconds, dap_mgycm2, dlp_mgycm,
                         pain_before, pain_after, complication, complication_text, notes,
-                        amendment_reason, case_id, version, created_by, created_at, updated_at)
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        amendment_reason, particulate_acknowledged, case_id, version, created_by,
+                        created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      RETURNING id",
                 ));
                 for v in values {
                     q = q.bind(v);
                 }
                 let inserted = q
+                    .bind(acknowledged)
                     .bind(case.get())
                     .bind(version)
                     .bind(actor.username.clone())

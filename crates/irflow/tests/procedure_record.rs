@@ -384,10 +384,64 @@ async fn transforaminal_records_suggest_a_non_particulate_steroid_with_its_sourc
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 422, "no amendment reason");
+    assert_eq!(r.status(), 422, "no amendment reason, no acknowledgement");
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"particulate-warning\""), "{html}");
     assert!(html.contains("triamcinolone is a particulate steroid"));
+    assert!(
+        html.contains("id=\"particulate_acknowledged-error\""),
+        "the signature asks for the acknowledgement: {html}"
+    );
+    // The API refuses it too, naming the field, and stores nothing; with the
+    // acknowledgement the amendment is signed and says so.
+    let versions = |v: &Value| v["versions"].as_array().unwrap().len();
+    let before = versions(&record);
+    let body = json!({
+        "procedure": "64483", "levels": "L3-L4", "side": "left", "guidance": "fluoroscopy",
+        "contrast_agent": "iohexol", "contrast_ml": "1.5", "steroid_agent": "triamcinolone",
+        "steroid_mg": "40", "anaesthetic_agent": "lidocaine", "anaesthetic_mg": "20",
+        "fluoroscopy_seconds": "34", "dap": "205", "pain_before": "8", "pain_after": "3",
+        "complication": "none", "amendment_reason": "Steroid recorded wrongly",
+        "confirm": "sign"
+    });
+    let sign = format!("/api/v1/cases/{kowalczyk}/procedure-record/sign");
+    let r = reqwest::Client::new()
+        .post(app.at(&sign))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert!(v.to_string().contains("particulate_acknowledged"), "{v}");
+    assert!(v.to_string().contains("FDA-2014"), "{v}");
+    let (_, now) = get_json(
+        &app,
+        &token,
+        &format!("/api/v1/cases/{kowalczyk}/procedure-record"),
+    )
+    .await;
+    assert_eq!(versions(&now), before, "nothing stored");
+    let mut acknowledged = body.clone();
+    acknowledged["particulate_acknowledged"] = json!(true);
+    let r = reqwest::Client::new()
+        .post(app.at(&sign))
+        .bearer_auth(&token)
+        .json(&acknowledged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let (_, now) = get_json(
+        &app,
+        &token,
+        &format!("/api/v1/cases/{kowalczyk}/procedure-record"),
+    )
+    .await;
+    let last = now["versions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["particulate_acknowledged"], true, "{last}");
+    assert_eq!(last["steroid_agent"], "triamcinolone", "{last}");
     // A sacroiliac joint injection gets no suggestion.
     let farouk = app.case_of("Farouk").await;
     let (_, html) = page(&rad, &app, &format!("/cases/{farouk}/procedure-record")).await;

@@ -14,8 +14,8 @@ mod scan;
 pub mod synth;
 mod unpack;
 
-pub use meta::{DicomError, InstanceMeta, read_meta, to_part10};
-pub use name::normalise_name;
+pub use meta::{DicomError, InstanceMeta, looks_like_dicom, read_meta, study_uid_hint, to_part10};
+pub use name::{NameAgreement, compare_names, normalise_name};
 pub use render::{Preset, RenderError, known_render_problem, render_png};
 pub use unpack::{
     Limits, UnpackError, UnpackReport, Unpacked, unpack_files, unpack_path, unpack_zip,

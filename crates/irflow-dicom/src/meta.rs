@@ -159,6 +159,64 @@ fn classify_read_error(message: &str) -> DicomError {
     }
 }
 
+/// Does this look like DICOM (a `DICM` marker, with or without its preamble, or a bare
+/// dataset), whether or not it can be read?
+pub fn looks_like_dicom(bytes: &[u8]) -> bool {
+    matches!(part10_body(bytes), Ok(_) | Err(DicomError::NoFileMeta))
+}
+
+/// The Study Instance UID that a file which cannot be read whole seems to carry: for
+/// a file that looks like DICOM, the first (0020,000D) element in its first 4 MiB
+/// (explicit or implicit VR, little or big endian) whose value is a well-formed UID.
+/// A hint only — to keep a study with a broken file from being attached
+/// automatically — never used to index anything.
+pub fn study_uid_hint(bytes: &[u8]) -> Option<String> {
+    if !looks_like_dicom(bytes) {
+        return None;
+    }
+    let window = bytes.get(..bytes.len().min(4 * 1024 * 1024))?;
+    let value_at = |start: usize, len: usize| -> Option<String> {
+        if !(1..=66).contains(&len) {
+            return None;
+        }
+        let raw = window.get(start..start.checked_add(len)?)?;
+        let text = std::str::from_utf8(raw).ok()?;
+        let uid = text.trim_end_matches(['\0', ' ']);
+        let well_formed = !uid.is_empty()
+            && uid.len() <= 64
+            && !uid.starts_with('.')
+            && uid.chars().all(|c| c.is_ascii_digit() || c == '.');
+        well_formed.then(|| uid.to_owned())
+    };
+    for (at, tag) in window.windows(4).enumerate() {
+        let big = match tag {
+            [0x20, 0x00, 0x0D, 0x00] => false,
+            [0x00, 0x20, 0x00, 0x0D] => true,
+            _ => continue,
+        };
+        let Some(header) = window.get(at + 4..at + 8) else {
+            continue;
+        };
+        let found = if header.get(..2) == Some(b"UI".as_slice()) {
+            let len = if big {
+                u16::from_be_bytes([header[2], header[3]])
+            } else {
+                u16::from_le_bytes([header[2], header[3]])
+            };
+            value_at(at + 8, usize::from(len))
+        } else if !big {
+            let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+            value_at(at + 8, usize::try_from(len).ok()?)
+        } else {
+            None
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
 /// Reads the metadata of a DICOM Part 10 file (preamble, `DICM`, file meta group, dataset).
 ///
 /// The whole file's structure is checked (a truncated or inconsistent file is

@@ -2,10 +2,12 @@
 //! and DICOMDIR-indexed folders or zips. Nothing is ever written to disk: zip
 //! entries are read into memory under limits, and paths only name files for messages.
 //!
-//! A folder or zip with a DICOMDIR is read the way a CD is meant to be read: only the
-//! files its directory records reference are taken (viewer software and autorun files
-//! on a CD are ignored); a referenced file that is missing is reported as refused.
-//! Without a DICOMDIR, every file is taken, and ingest refuses what is not DICOM.
+//! A folder or zip with a DICOMDIR is read the way a CD is meant to be read: each
+//! DICOMDIR governs the files under its own folder, where only the files its directory
+//! records reference are taken (viewer software and autorun files on a CD are left
+//! out, and the report says so); a referenced file that is missing is reported as
+//! refused. Files outside every DICOMDIR's folder (two CDs side by side, a CD and some
+//! loose files) are taken as loose files, and ingest refuses what is not DICOM.
 
 use std::io::Read;
 use std::path::Path;
@@ -62,15 +64,21 @@ pub enum UnpackError {
 }
 
 /// What unpacking found: the files to ingest, the ones refused with reasons, and the
-/// ones deliberately left out (not referenced by a DICOMDIR, the DICOMDIR itself).
+/// ones deliberately left out (a DICOMDIR, and the files in its folder it does not
+/// reference).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnpackReport {
     /// Files to ingest.
     pub files: Vec<Unpacked>,
     /// `(name, reason)` of entries refused (unsafe path, missing DICOMDIR reference, ...).
     pub refused: Vec<(String, String)>,
-    /// Names left out on purpose (the DICOMDIR, files it does not reference).
-    pub ignored: Vec<String>,
+    /// `(name, reason)` of files left out on purpose (a DICOMDIR, the files in its
+    /// folder it does not reference).
+    pub ignored: Vec<(String, String)>,
+    /// The Study Instance UID a DICOMDIR lists a file under, by the file's name (for
+    /// the files it references, present or missing): a study with a file missing or
+    /// refused is incomplete, and is never attached automatically.
+    pub listed_studies: std::collections::BTreeMap<String, String>,
 }
 
 /// A file found while walking, before its bytes are read.
@@ -414,106 +422,128 @@ fn read_zip(
     Ok(())
 }
 
-/// Picks what to ingest from what was found: with a DICOMDIR, the files it
-/// references; otherwise everything (zips found in a folder are opened).
+/// A readable DICOMDIR found while unpacking, and the folder it governs.
+struct Directory {
+    /// Its name (relative path), for messages.
+    name: String,
+    /// Its folder (`""` at the top): it governs the files under it.
+    base: String,
+}
+
+impl Directory {
+    /// Does this DICOMDIR's folder hold `relative` (at any depth)?
+    fn governs(&self, relative: &str) -> bool {
+        self.base.is_empty()
+            || relative
+                .strip_prefix(self.base.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// Picks what to ingest from what was found. Each DICOMDIR governs the files under its
+/// own folder (a CD copied into a folder, or several CDs side by side): there, the
+/// files it references are taken and the rest are left out, each with the reason (a
+/// CD's viewer and autorun files). Files outside every DICOMDIR's folder are taken as
+/// loose files (zips found in a folder are opened).
 fn select(
     found: Vec<Found>,
     report: &mut UnpackReport,
     budget: &mut Budget<'_>,
     depth: u32,
 ) -> Result<(), UnpackError> {
-    // The shallowest DICOMDIR wins (a CD has one at its root).
-    let dicomdir_index = found
+    let mut directories: Vec<Directory> = Vec::new();
+    let mut is_directory = vec![false; found.len()];
+    // Where each found file is, by its name without regard to case (file IDs on a CD
+    // are upper case; a copied folder may not be).
+    let by_name: std::collections::HashMap<String, usize> = found
         .iter()
         .enumerate()
-        .filter(|(_, f)| is_dicomdir_name(&f.relative))
-        .min_by_key(|(_, f)| f.relative.matches('/').count())
-        .map(|(i, _)| i);
-    let Some(dicomdir_index) = dicomdir_index else {
-        for f in found {
-            let bytes = read_source(&f, budget)?;
-            if is_zip(&bytes) && matches!(f.source, Source::Disk(_)) {
-                let mut inner = Vec::new();
-                read_zip(&bytes, &f.relative, &mut inner, report, budget, depth)?;
-                for i in inner {
-                    if let Source::Memory(bytes) = i.source {
-                        report.files.push(Unpacked {
-                            name: i.relative,
-                            bytes,
-                        });
-                    }
-                }
+        .map(|(i, f)| (f.relative.to_ascii_lowercase(), i))
+        .collect();
+    let mut taken = vec![false; found.len()];
+    let mut missing: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for (index, f) in found.iter().enumerate() {
+        if !is_dicomdir_name(&f.relative) {
+            continue;
+        }
+        if let Some(flag) = is_directory.get_mut(index) {
+            *flag = true;
+        }
+        let base = f
+            .relative
+            .rsplit_once('/')
+            .map(|(dir, _)| dir.to_owned())
+            .unwrap_or_default();
+        let bytes = read_source(f, budget)?;
+        let references = match read_dicomdir(&bytes) {
+            Ok(references) => references,
+            Err(reason) => {
+                // An unreadable DICOMDIR: its folder's files are taken as they are.
+                report.refused.push((
+                    f.relative.clone(),
+                    format!(
+                        "the DICOMDIR cannot be read ({reason}); the other files in its folder were taken as they are"
+                    ),
+                ));
                 continue;
             }
-            report.files.push(Unpacked {
-                name: f.relative,
-                bytes,
-            });
-        }
-        return Ok(());
-    };
-    let dicomdir = found
-        .get(dicomdir_index)
-        .ok_or_else(|| UnpackError::Io("the DICOMDIR vanished".to_owned()))?;
-    let base = dicomdir
-        .relative
-        .rsplit_once('/')
-        .map(|(dir, _)| dir.to_owned())
-        .unwrap_or_default();
-    let dicomdir_bytes = read_source(dicomdir, budget)?;
-    let references = match read_dicomdir(&dicomdir_bytes) {
-        Ok(refs) => refs,
-        Err(reason) => {
-            // An unreadable DICOMDIR: fall back to taking every file, and say so.
-            report.refused.push((
-                dicomdir.relative.clone(),
-                format!(
-                    "the DICOMDIR cannot be read ({reason}); the other files were taken as they are"
-                ),
-            ));
-            let rest: Vec<Found> = found
-                .into_iter()
-                .enumerate()
-                .filter(|(i, _)| *i != dicomdir_index)
-                .map(|(_, f)| f)
-                .collect();
-            return select(rest, report, budget, depth);
-        }
-    };
-    report.ignored.push(dicomdir.relative.clone());
-    let mut taken = vec![false; found.len()];
-    for reference in &references {
-        match reference {
-            Err(why) => {
-                report
-                    .refused
-                    .push((format!("{} record", dicomdir.relative), why.clone()));
-            }
-            Ok(components) => {
-                let relative = join(&base, &components.join("/"));
-                let index = found
-                    .iter()
-                    .position(|f| f.relative.eq_ignore_ascii_case(&relative));
-                match index {
-                    Some(i) if i != dicomdir_index => {
-                        if let Some(t) = taken.get_mut(i)
-                            && !*t
-                        {
-                            *t = true;
+        };
+        report.ignored.push((
+            f.relative.clone(),
+            "the CD's index (DICOMDIR): read for its list of images".to_owned(),
+        ));
+        for reference in references {
+            match reference {
+                Err(why) => {
+                    report.refused.push((format!("{} record", f.relative), why));
+                }
+                Ok(Reference { components, study }) => {
+                    let relative = join(&base, &components.join("/"));
+                    let index = by_name
+                        .get(&relative.to_ascii_lowercase())
+                        .copied()
+                        .filter(|i| {
+                            found
+                                .get(*i)
+                                .is_some_and(|other| !is_dicomdir_name(&other.relative))
+                        });
+                    let name = match index.and_then(|i| found.get(i).map(|o| (i, o))) {
+                        Some((i, other)) => {
+                            if let Some(t) = taken.get_mut(i) {
+                                *t = true;
+                            }
+                            other.relative.clone()
                         }
-                    }
-                    _ => {
-                        report.refused.push((
-                            relative,
-                            "listed in the DICOMDIR but missing from the disc or folder".to_owned(),
-                        ));
+                        None => {
+                            if !missing.insert(relative.clone()) {
+                                continue;
+                            }
+                            report.refused.push((
+                                relative.clone(),
+                                "listed in the DICOMDIR but missing from the disc or folder"
+                                    .to_owned(),
+                            ));
+                            relative
+                        }
+                    };
+                    if let Some(study) = study {
+                        report.listed_studies.insert(name, study);
                     }
                 }
             }
         }
+        directories.push(Directory {
+            name: f.relative.clone(),
+            base,
+        });
     }
+    // The nearest DICOMDIR governs a file: the deepest folder first.
+    directories.sort_by_key(|d| {
+        std::cmp::Reverse(d.base.matches('/').count() + usize::from(!d.base.is_empty()))
+    });
     for (i, f) in found.into_iter().enumerate() {
-        if i == dicomdir_index {
+        // A DICOMDIR is an index, never an image (an unreadable one was refused above).
+        if is_directory.get(i).copied().unwrap_or(false) {
             continue;
         }
         if taken.get(i).copied().unwrap_or(false) {
@@ -522,9 +552,36 @@ fn select(
                 name: f.relative,
                 bytes,
             });
-        } else {
-            report.ignored.push(f.relative);
+            continue;
         }
+        if let Some(directory) = directories.iter().find(|d| d.governs(&f.relative)) {
+            report.ignored.push((
+                f.relative,
+                format!(
+                    "in the folder of {} but not listed in it: left out as one of the CD's extras (a viewer, autorun files); if it is an image, import it on its own",
+                    directory.name
+                ),
+            ));
+            continue;
+        }
+        let bytes = read_source(&f, budget)?;
+        if is_zip(&bytes) && matches!(f.source, Source::Disk(_)) {
+            let mut inner = Vec::new();
+            read_zip(&bytes, &f.relative, &mut inner, report, budget, depth)?;
+            for i in inner {
+                if let Source::Memory(bytes) = i.source {
+                    report.files.push(Unpacked {
+                        name: i.relative,
+                        bytes,
+                    });
+                }
+            }
+            continue;
+        }
+        report.files.push(Unpacked {
+            name: f.relative,
+            bytes,
+        });
     }
     Ok(())
 }
@@ -543,8 +600,17 @@ fn read_source(f: &Found, budget: &mut Budget<'_>) -> Result<Vec<u8>, UnpackErro
     }
 }
 
-/// The file IDs a DICOMDIR references, as path components; unsafe IDs as errors.
-fn read_dicomdir(bytes: &[u8]) -> Result<Vec<Result<Vec<String>, String>>, String> {
+/// A file a DICOMDIR references: its path components, and the Study Instance UID of
+/// the study record it sits under (when the DICOMDIR gives one).
+struct Reference {
+    components: Vec<String>,
+    study: Option<String>,
+}
+
+/// The files a DICOMDIR references; unsafe file IDs as errors. Records are read in
+/// the order they are stored, which is the hierarchy's order (each study record before
+/// its series and images), so an image belongs to the last study record before it.
+fn read_dicomdir(bytes: &[u8]) -> Result<Vec<Result<Reference, String>>, String> {
     let obj = crate::meta::open(bytes).map_err(|e| e.to_string())?;
     let records = obj
         .get(tags::DIRECTORY_RECORD_SEQUENCE)
@@ -553,7 +619,28 @@ fn read_dicomdir(bytes: &[u8]) -> Result<Vec<Result<Vec<String>, String>>, Strin
         .items()
         .ok_or_else(|| "its directory records are not a sequence".to_owned())?;
     let mut out = Vec::new();
+    let mut study: Option<String> = None;
     for item in items {
+        let kind = item
+            .get(tags::DIRECTORY_RECORD_TYPE)
+            .and_then(|e| e.to_str().ok())
+            .map(|t| t.trim().to_ascii_uppercase())
+            .unwrap_or_default();
+        match kind.as_str() {
+            "PATIENT" => study = None,
+            "STUDY" => {
+                study = item
+                    .get(tags::STUDY_INSTANCE_UID)
+                    .and_then(|e| e.to_str().ok())
+                    .map(|u| u.trim_matches(|c: char| c == ' ' || c == '\0').to_owned())
+                    .filter(|u| {
+                        !u.is_empty()
+                            && u.len() <= 64
+                            && u.chars().all(|c| c.is_ascii_digit() || c == '.')
+                    });
+            }
+            _ => {}
+        }
         let Some(file_id) = item.get(tags::REFERENCED_FILE_ID) else {
             continue;
         };
@@ -575,7 +662,10 @@ fn read_dicomdir(bytes: &[u8]) -> Result<Vec<Result<Vec<String>, String>>, Strin
                 .iter()
                 .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains(['/', ':', '\0']));
         if safe {
-            out.push(Ok(components));
+            out.push(Ok(Reference {
+                components,
+                study: study.clone(),
+            }));
         } else {
             out.push(Err(format!(
                 "a directory record names an unsafe file ID ({}): ignored",

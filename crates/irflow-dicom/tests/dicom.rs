@@ -205,6 +205,30 @@ fn truncated_files_are_refused_and_never_panic() {
 }
 
 #[test]
+fn a_broken_file_still_tells_its_study_when_it_can() {
+    let synthetic = study();
+    let mut truncated = one_file();
+    truncated.truncate(truncated.len() / 2);
+    assert!(read_meta(&truncated).is_err());
+    assert_eq!(
+        irflow_dicom::study_uid_hint(&truncated),
+        Some(synthetic.study_uid())
+    );
+    assert!(irflow_dicom::looks_like_dicom(&truncated));
+    assert_eq!(irflow_dicom::study_uid_hint(b"hello, not DICOM"), None);
+    assert!(!irflow_dicom::looks_like_dicom(b"hello, not DICOM"));
+    // Cut right after the tag: no value, no hint, no panic.
+    let whole = one_file();
+    let at = whole
+        .windows(4)
+        .position(|w| w == [0x20, 0x00, 0x0D, 0x00])
+        .unwrap();
+    for cut in at..at + 12 {
+        let _ = irflow_dicom::study_uid_hint(&whole[..cut]);
+    }
+}
+
+#[test]
 fn flipped_bytes_never_panic() {
     let file = one_file();
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -341,23 +365,41 @@ fn zip_limits_refuse_the_whole_zip() {
 
 /// A DICOMDIR referencing `ids` (each a list of path components).
 fn dicomdir(ids: &[&[&str]]) -> Vec<u8> {
-    let records: Vec<InMemDicomObject> = ids
-        .iter()
-        .map(|components| {
-            let mut item = InMemDicomObject::new_empty();
-            item.put(DataElement::new(
-                tags::DIRECTORY_RECORD_TYPE,
-                VR::CS,
-                PrimitiveValue::from("IMAGE"),
-            ));
-            item.put(DataElement::new(
-                tags::REFERENCED_FILE_ID,
-                VR::CS,
-                PrimitiveValue::Strs(components.iter().map(|c| c.to_string()).collect()),
-            ));
-            item
-        })
-        .collect();
+    dicomdir_of_study(None, ids)
+}
+
+/// A DICOMDIR with a study record (when `study_uid` is given) above image records
+/// referencing `ids`.
+fn dicomdir_of_study(study_uid: Option<&str>, ids: &[&[&str]]) -> Vec<u8> {
+    let mut records: Vec<InMemDicomObject> = Vec::new();
+    if let Some(uid) = study_uid {
+        let mut item = InMemDicomObject::new_empty();
+        item.put(DataElement::new(
+            tags::DIRECTORY_RECORD_TYPE,
+            VR::CS,
+            PrimitiveValue::from("STUDY"),
+        ));
+        item.put(DataElement::new(
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(uid),
+        ));
+        records.push(item);
+    }
+    records.extend(ids.iter().map(|components| {
+        let mut item = InMemDicomObject::new_empty();
+        item.put(DataElement::new(
+            tags::DIRECTORY_RECORD_TYPE,
+            VR::CS,
+            PrimitiveValue::from("IMAGE"),
+        ));
+        item.put(DataElement::new(
+            tags::REFERENCED_FILE_ID,
+            VR::CS,
+            PrimitiveValue::Strs(components.iter().map(|c| c.to_string()).collect()),
+        ));
+        item
+    }));
     let mut obj = InMemDicomObject::new_empty();
     obj.put(DataElement::new(
         tags::DIRECTORY_RECORD_SEQUENCE,
@@ -412,8 +454,13 @@ fn a_cd_folder_is_read_through_its_dicomdir() {
             "{:?}",
             report.refused
         );
-        assert!(report.ignored.contains(&"AUTORUN.INF".to_owned()));
-        assert!(report.ignored.contains(&"DICOMDIR".to_owned()));
+        let left_out = |name: &str| report.ignored.iter().find(|(n, _)| n == name);
+        assert!(
+            left_out("AUTORUN.INF").is_some_and(|(_, why)| why.contains("not listed")),
+            "{:?}",
+            report.ignored
+        );
+        assert!(left_out("DICOMDIR").is_some());
     }
     // The same CD zipped.
     let zip = zip_of(&[
@@ -424,6 +471,123 @@ fn a_cd_folder_is_read_through_its_dicomdir() {
     let report = unpack_zip(&zip, &Limits::default()).unwrap();
     assert_eq!(report.files.len(), 1);
     assert_eq!(report.files[0].name, "CD/DICOM/SE1/IM1");
+}
+
+#[test]
+fn each_dicomdir_governs_only_its_own_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = SyntheticStudy::lumbar_mri("DOE^JANE", "EXT-1", "19700102", 11).files();
+    let two = SyntheticStudy::lumbar_mri("ROE^RICHARD", "EXT-2", "19600304", 12).files();
+    let loose = SyntheticStudy::lumbar_mri("POE^EDGAR", "EXT-3", "19500506", 13).files();
+    // Two CDs side by side, each with an extra it does not list, and loose files beside them.
+    for (cd, files) in [("CD1", &one), ("CD2", &two)] {
+        std::fs::create_dir_all(dir.path().join(cd).join("IMAGES")).unwrap();
+        std::fs::write(dir.path().join(cd).join("IMAGES/IM1"), &files[0].1).unwrap();
+        std::fs::write(dir.path().join(cd).join("IMAGES/IM2"), &files[1].1).unwrap();
+        std::fs::write(dir.path().join(cd).join("VIEWER.EXE"), b"MZ").unwrap();
+    }
+    std::fs::write(
+        dir.path().join("CD1/DICOMDIR"),
+        dicomdir(&[&["IMAGES", "IM1"], &["IMAGES", "IM2"]]),
+    )
+    .unwrap();
+    // The second CD's DICOMDIR also lists a file that is missing.
+    std::fs::write(
+        dir.path().join("CD2/DICOMDIR"),
+        dicomdir_of_study(
+            Some("1.2.3.4.5"),
+            &[&["IMAGES", "IM1"], &["IMAGES", "IM2"], &["IMAGES", "IM3"]],
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("loose/deeper")).unwrap();
+    std::fs::write(dir.path().join("loose/a.dcm"), &loose[0].1).unwrap();
+    std::fs::write(dir.path().join("loose/deeper/b.dcm"), &loose[1].1).unwrap();
+    std::fs::write(dir.path().join("top.dcm"), &loose[2].1).unwrap();
+    let report = unpack_path(dir.path(), &Limits::default()).unwrap();
+    let names: Vec<&str> = report.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "CD1/IMAGES/IM1",
+            "CD1/IMAGES/IM2",
+            "CD2/IMAGES/IM1",
+            "CD2/IMAGES/IM2",
+            "loose/a.dcm",
+            "loose/deeper/b.dcm",
+            "top.dcm"
+        ]
+    );
+    let mut left_out: Vec<&str> = report.ignored.iter().map(|(n, _)| n.as_str()).collect();
+    left_out.sort_unstable();
+    assert_eq!(
+        left_out,
+        [
+            "CD1/DICOMDIR",
+            "CD1/VIEWER.EXE",
+            "CD2/DICOMDIR",
+            "CD2/VIEWER.EXE"
+        ]
+    );
+    let (_, why) = report
+        .ignored
+        .iter()
+        .find(|(n, _)| n == "CD2/VIEWER.EXE")
+        .unwrap();
+    assert!(
+        why.contains("CD2/DICOMDIR") && why.contains("not listed"),
+        "{why}"
+    );
+    assert_eq!(
+        report.refused,
+        [(
+            "CD2/IMAGES/IM3".to_owned(),
+            "listed in the DICOMDIR but missing from the disc or folder".to_owned()
+        )]
+    );
+    // The DICOMDIR says which study each of its files (present or missing) belongs to.
+    assert_eq!(
+        report
+            .listed_studies
+            .get("CD2/IMAGES/IM3")
+            .map(String::as_str),
+        Some("1.2.3.4.5")
+    );
+    assert_eq!(
+        report
+            .listed_studies
+            .get("CD2/IMAGES/IM1")
+            .map(String::as_str),
+        Some("1.2.3.4.5")
+    );
+    assert!(!report.listed_studies.contains_key("CD1/IMAGES/IM1"));
+
+    // A DICOMDIR inside another CD's folder governs its own subtree.
+    std::fs::create_dir_all(dir.path().join("CD1/EXTRA")).unwrap();
+    std::fs::write(dir.path().join("CD1/EXTRA/IM9"), &loose[0].1).unwrap();
+    std::fs::write(dir.path().join("CD1/EXTRA/DICOMDIR"), dicomdir(&[&["IM9"]])).unwrap();
+    std::fs::write(dir.path().join("CD1/EXTRA/README"), b"read me").unwrap();
+    let report = unpack_path(&dir.path().join("CD1"), &Limits::default()).unwrap();
+    let names: Vec<&str> = report.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["EXTRA/IM9", "IMAGES/IM1", "IMAGES/IM2"]);
+    let (_, why) = report
+        .ignored
+        .iter()
+        .find(|(n, _)| n == "EXTRA/README")
+        .unwrap();
+    assert!(why.contains("EXTRA/DICOMDIR"), "{why}");
+
+    // An unreadable DICOMDIR: its folder's files are taken as they are, and it says so.
+    std::fs::write(dir.path().join("CD2/DICOMDIR"), b"not a dicomdir").unwrap();
+    let report = unpack_path(&dir.path().join("CD2"), &Limits::default()).unwrap();
+    let names: Vec<&str> = report.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["IMAGES/IM1", "IMAGES/IM2", "VIEWER.EXE"]);
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|(n, why)| n == "DICOMDIR" && why.contains("cannot be read"))
+    );
 }
 
 #[test]

@@ -174,6 +174,8 @@ mod status {
     pub const SUCCESS: u16 = 0x0000;
     pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
     pub const PROCESSING_FAILURE: u16 = 0x0110;
+    /// The data set's SOP Instance UID is not the one the request announced.
+    pub const INVALID_SOP_INSTANCE: u16 = 0x0117;
     pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
     pub const OUT_OF_RESOURCES: u16 = 0xA700;
     pub const DATASET_DOES_NOT_MATCH: u16 = 0xA900;
@@ -522,6 +524,19 @@ async fn serve_association(
     };
     // A message cut off by the ending is discarded whole: nothing of it is stored.
     let cut_off = message.parsed.is_some() || !message.command.is_empty();
+    if cut_off {
+        // What arrived of it may say which study it belonged to.
+        let part_of = crate::imaging::PartOf::of_bytes(&message.data);
+        batch.note_refused(&part_of);
+    }
+    // An association that did not end with a release may not have brought everything
+    // the sender meant to send: its studies wait for staff (nothing half-attached).
+    if ending != Ending::Released {
+        batch.gaps.interrupted = Some(format!(
+            "the DICOM association ended before the sender finished ({})",
+            ending.as_str()
+        ));
+    }
     let reconciled = batch.finish(context).await;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -665,6 +680,7 @@ async fn on_fragment(
                     "irflow only receives (C-STORE) and answers C-ECHO".to_owned(),
                 )
             } else if too_large {
+                batch.note_refused(&crate::imaging::PartOf::Unknown);
                 Stored::Refused(
                     status::OUT_OF_RESOURCES,
                     format!(
@@ -710,6 +726,7 @@ async fn store(
         .iter()
         .find(|pc| pc.id == context_id && pc.reason == PresentationContextResultReason::Acceptance)
     else {
+        batch.note_refused(&crate::imaging::PartOf::of_bytes(&data));
         return Stored::Refused(
             status::SOP_CLASS_NOT_SUPPORTED,
             "no accepted presentation context with this id".to_owned(),
@@ -718,12 +735,14 @@ async fn store(
     let sop_class = parsed.affected_sop_class.as_str();
     let sop_instance = parsed.affected_sop_instance.as_str();
     if sop_class != pc.abstract_syntax.trim_end_matches(['\0', ' ']) {
+        batch.note_refused(&crate::imaging::PartOf::Unknown);
         return Stored::Refused(
             status::SOP_CLASS_NOT_SUPPORTED,
             "SOP class differs from the presentation context's".to_owned(),
         );
     }
     if sop_instance.is_empty() {
+        batch.note_refused(&crate::imaging::PartOf::Unknown);
         return Stored::Refused(
             status::CANNOT_UNDERSTAND,
             "no Affected SOP Instance UID".to_owned(),
@@ -732,10 +751,13 @@ async fn store(
     let ts = pc.transfer_syntax.trim_end_matches(['\0', ' ']);
     let part10 = match irflow_dicom::to_part10(&data, ts, sop_class, sop_instance) {
         Ok(p) => p,
-        Err(e) => return Stored::Refused(status::CANNOT_UNDERSTAND, e.to_string()),
+        Err(e) => {
+            batch.note_refused(&crate::imaging::PartOf::Unknown);
+            return Stored::Refused(status::CANNOT_UNDERSTAND, e.to_string());
+        }
     };
     drop(data);
-    batch.store(context, part10).await
+    batch.store(context, part10, sop_instance).await
 }
 
 fn status_label(status: u16) -> &'static str {
@@ -745,6 +767,7 @@ fn status_label(status: u16) -> &'static str {
         status::PROCESSING_FAILURE => "processing failure",
         status::SOP_CLASS_NOT_SUPPORTED => "sop class not supported",
         status::DATASET_DOES_NOT_MATCH => "data set does not match",
+        status::INVALID_SOP_INSTANCE => "invalid sop instance",
         status::UNRECOGNIZED_OPERATION => "unrecognized operation",
         _ => "cannot understand",
     }
@@ -891,6 +914,9 @@ struct Batch {
     source: ImagingSource,
     received: u64,
     indexed: u64,
+    /// Instances refused or cut off, and how the association ended: a study that may
+    /// lack some is not attached automatically.
+    gaps: irflow_store::BatchGaps,
 }
 
 impl Batch {
@@ -900,18 +926,48 @@ impl Batch {
             source: ImagingSource::new(SourceKind::Cstore).from_ae(calling_ae),
             received: 0,
             indexed: 0,
+            gaps: irflow_store::BatchGaps::default(),
         }
     }
 
-    /// Stores one Part 10 file; returns the C-STORE status, an error comment, and
-    /// whether it was already on file.
-    async fn store(&mut self, context: &Context, part10: Vec<u8>) -> Stored {
+    /// Counts an instance that was refused or cut off against its study.
+    fn note_refused(&mut self, part_of: &crate::imaging::PartOf) {
+        match part_of {
+            crate::imaging::PartOf::Study(uid) => self.gaps.add(Some(uid)),
+            crate::imaging::PartOf::Unknown => self.gaps.add(None),
+            crate::imaging::PartOf::Nothing => {}
+        }
+    }
+
+    /// Stores one Part 10 file whose request announced `sop_instance`; returns the
+    /// C-STORE status, an error comment, and whether it was already on file.
+    async fn store(&mut self, context: &Context, part10: Vec<u8>, sop_instance: &str) -> Stored {
         self.received += 1;
         let file = Unpacked {
             name: format!("C-STORE #{}", self.received),
             bytes: part10,
         };
-        match crate::imaging::ingest_one(&context.state, &self.actor, &file, &self.source).await {
+        let meta = match irflow_dicom::read_meta(&file.bytes) {
+            Ok(meta) => meta,
+            Err(e) => {
+                self.note_refused(&crate::imaging::PartOf::of_bytes(&file.bytes));
+                return Stored::Refused(status::CANNOT_UNDERSTAND, e.to_string());
+            }
+        };
+        // The data set must be the instance the request announced: a sender that
+        // labels one instance as another would have it stored under the wrong name.
+        if meta.sop_instance_uid != sop_instance {
+            self.note_refused(&crate::imaging::PartOf::Study(
+                meta.study_instance_uid.clone(),
+            ));
+            return Stored::Refused(
+                status::INVALID_SOP_INSTANCE,
+                "the data set's SOP Instance UID is not the Affected SOP Instance UID".to_owned(),
+            );
+        }
+        match crate::imaging::ingest_read(&context.state, &self.actor, &file, &meta, &self.source)
+            .await
+        {
             Ok(FileResult::Stored { .. }) => {
                 self.indexed += 1;
                 Stored::New
@@ -920,10 +976,14 @@ impl Batch {
                 self.indexed += 1;
                 Stored::Duplicate
             }
-            Ok(FileResult::Refused { reason }) => {
+            Ok(FileResult::Refused { reason, part_of }) => {
+                self.note_refused(&part_of);
                 Stored::Refused(status::CANNOT_UNDERSTAND, reason)
             }
             Err(e) => {
+                self.note_refused(&crate::imaging::PartOf::Study(
+                    meta.study_instance_uid.clone(),
+                ));
                 tracing::error!(
                     calling_ae = self.source.calling_ae.as_deref().unwrap_or(""),
                     error = %e,
@@ -942,7 +1002,9 @@ impl Batch {
         if self.indexed == 0 {
             return 0;
         }
-        match crate::imaging::finish_batch(&context.state, &self.actor, &self.source).await {
+        match crate::imaging::finish_batch(&context.state, &self.actor, &self.source, &self.gaps)
+            .await
+        {
             Ok(studies) => studies.len(),
             Err(e) => {
                 // The instances are stored and indexed; their studies wait in the

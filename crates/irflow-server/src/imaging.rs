@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use irflow_dicom::Unpacked;
 use irflow_domain::Actor;
-use irflow_store::{ImagingSource, StoreError, StudyOutcome};
+use irflow_store::{BatchGaps, ImagingSource, StoreError, StudyOutcome};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
@@ -201,7 +201,31 @@ pub enum FileResult {
     Refused {
         /// Why (never patient data).
         reason: String,
+        /// The study it may have been part of (a study with a file refused is never
+        /// attached automatically).
+        part_of: PartOf,
     },
+}
+
+/// Which study a refused or missing file may have been part of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartOf {
+    /// This study (its Study Instance UID, as the file or a CD's DICOMDIR says).
+    Study(String),
+    /// Perhaps any study of the batch: it looks like DICOM, or could not be looked at.
+    Unknown,
+    /// No study: not an image (not DICOM at all, or a CD's DICOMDIR index).
+    Nothing,
+}
+
+impl PartOf {
+    /// What a refused file's bytes say about its study.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        if !irflow_dicom::looks_like_dicom(bytes) {
+            return PartOf::Nothing;
+        }
+        irflow_dicom::study_uid_hint(bytes).map_or(PartOf::Unknown, PartOf::Study)
+    }
 }
 
 /// One file's outcome.
@@ -244,57 +268,119 @@ impl IngestReport {
     /// Files refused, with reasons.
     pub fn refused(&self) -> impl Iterator<Item = (&str, &str)> {
         self.files.iter().filter_map(|f| match &f.result {
-            FileResult::Refused { reason } => Some((f.name.as_str(), reason.as_str())),
+            FileResult::Refused { reason, .. } => Some((f.name.as_str(), reason.as_str())),
             _ => None,
         })
+    }
+
+    /// What the batch lacks, from its refused files.
+    pub fn gaps(&self) -> BatchGaps {
+        gaps_of(&self.files)
+    }
+}
+
+/// What a batch lacks, from its refused files: each counted against its study when
+/// known, against every study of the batch when it may be an image of any.
+pub fn gaps_of(files: &[FileOutcome]) -> BatchGaps {
+    let mut gaps = BatchGaps::default();
+    for f in files {
+        if let FileResult::Refused { part_of, .. } = &f.result {
+            match part_of {
+                PartOf::Study(uid) => gaps.add(Some(uid)),
+                PartOf::Unknown => gaps.add(None),
+                PartOf::Nothing => {}
+            }
+        }
+    }
+    gaps
+}
+
+/// The refusals of unpacking (unsafe zip entries, files a DICOMDIR lists that are
+/// missing, ...) as outcomes, each with the study the DICOMDIR lists it under when it
+/// does.
+pub fn unpack_refusals(unpacked: &mut irflow_dicom::UnpackReport) -> Vec<FileOutcome> {
+    std::mem::take(&mut unpacked.refused)
+        .into_iter()
+        .map(|(name, reason)| {
+            let part_of = match unpacked.listed_studies.get(&name) {
+                Some(study) => PartOf::Study(study.clone()),
+                // An unreadable DICOMDIR is an index, not an image.
+                None if name
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|base| base.eq_ignore_ascii_case("DICOMDIR")) =>
+                {
+                    PartOf::Nothing
+                }
+                None => PartOf::Unknown,
+            };
+            FileOutcome {
+                name,
+                result: FileResult::Refused { reason, part_of },
+            }
+        })
+        .collect()
+}
+
+/// A file refused whose own bytes did not tell its study: the CD's DICOMDIR may.
+pub fn attribute_refusal(
+    outcome: &mut FileOutcome,
+    listed_studies: &std::collections::BTreeMap<String, String>,
+) {
+    if let FileResult::Refused { part_of, .. } = &mut outcome.result
+        && *part_of != PartOf::Nothing
+        && let Some(study) = listed_studies.get(&outcome.name)
+    {
+        *part_of = PartOf::Study(study.clone());
     }
 }
 
 /// Stores, indexes and matches a batch of files (an upload, an import). Files that are
-/// not DICOM, or are broken, are refused one by one with a reason; the rest go on.
+/// not DICOM, or are broken, are refused one by one with a reason; the rest go on; a
+/// study with a file refused waits for staff.
 pub async fn ingest_files(
     state: &AppState,
     actor: &Actor,
     files: Vec<Unpacked>,
     source: ImagingSource,
 ) -> Result<IngestReport, AppError> {
-    let mut outcomes = Vec::with_capacity(files.len());
-    for file in files {
+    ingest_unpacked(
+        state,
+        actor,
+        irflow_dicom::UnpackReport {
+            files,
+            ..irflow_dicom::UnpackReport::default()
+        },
+        source,
+    )
+    .await
+}
+
+/// [`ingest_files`] for what [`irflow_dicom::unpack_path`] / [`irflow_dicom::unpack_zip`]
+/// found: its refusals (unsafe zip entries, missing DICOMDIR references) are reported
+/// too, and count against the studies they belong to.
+pub async fn ingest_unpacked(
+    state: &AppState,
+    actor: &Actor,
+    mut unpacked: irflow_dicom::UnpackReport,
+    source: ImagingSource,
+) -> Result<IngestReport, AppError> {
+    let mut outcomes = unpack_refusals(&mut unpacked);
+    for file in std::mem::take(&mut unpacked.files) {
         let result = ingest_one(state, actor, &file, &source).await?;
-        outcomes.push(FileOutcome {
+        let mut outcome = FileOutcome {
             name: file.name,
             result,
-        });
+        };
+        attribute_refusal(&mut outcome, &unpacked.listed_studies);
+        outcomes.push(outcome);
     }
-    let studies = finish_batch(state, actor, &source).await?;
+    let studies = finish_batch(state, actor, &source, &gaps_of(&outcomes)).await?;
     Ok(IngestReport {
         batch: source.batch,
         files: outcomes,
         studies,
     })
-}
-
-/// [`ingest_files`] for what [`irflow_dicom::unpack_path`] / [`irflow_dicom::unpack_zip`]
-/// found: its refusals (unsafe zip entries, missing DICOMDIR references) are reported too.
-pub async fn ingest_unpacked(
-    state: &AppState,
-    actor: &Actor,
-    unpacked: irflow_dicom::UnpackReport,
-    source: ImagingSource,
-) -> Result<IngestReport, AppError> {
-    let refused: Vec<FileOutcome> = unpacked
-        .refused
-        .into_iter()
-        .map(|(name, reason)| FileOutcome {
-            name,
-            result: FileResult::Refused { reason },
-        })
-        .collect();
-    let mut report = ingest_files(state, actor, unpacked.files, source).await?;
-    let mut files = refused;
-    files.append(&mut report.files);
-    report.files = files;
-    Ok(report)
 }
 
 /// Stores and indexes one file of a batch, without matching (a C-STORE receiver calls
@@ -311,9 +397,22 @@ pub async fn ingest_one(
         Err(e) => {
             return Ok(FileResult::Refused {
                 reason: e.to_string(),
+                part_of: PartOf::of_bytes(&file.bytes),
             });
         }
     };
+    ingest_read(state, actor, file, &meta, source).await
+}
+
+/// [`ingest_one`] for a file whose metadata is already read (the C-STORE receiver
+/// reads it first to check it against the request).
+pub async fn ingest_read(
+    state: &AppState,
+    actor: &Actor,
+    file: &Unpacked,
+    meta: &irflow_dicom::InstanceMeta,
+    source: &ImagingSource,
+) -> Result<FileResult, AppError> {
     // Already on file: report it without writing the bytes again.
     if let Some(instance_id) = state
         .store()
@@ -326,7 +425,7 @@ pub async fn ingest_one(
     let size = file.bytes.len() as u64;
     match state
         .store()
-        .record_instance(actor, &meta, &key, size, source)
+        .record_instance(actor, meta, &key, size, source)
         .await
     {
         Ok(recorded) if recorded.duplicate => Ok(FileResult::Duplicate {
@@ -335,19 +434,27 @@ pub async fn ingest_one(
         Ok(recorded) => Ok(FileResult::Stored {
             instance_id: recorded.instance_id,
             study_id: recorded.study_id,
-            render_error: irflow_dicom::known_render_problem(&meta),
+            render_error: irflow_dicom::known_render_problem(meta),
         }),
         // The file contradicts what is on file (e.g. a series UID of another study).
-        Err(StoreError::Invalid(reason)) => Ok(FileResult::Refused { reason }),
+        Err(StoreError::Invalid(reason)) => Ok(FileResult::Refused {
+            reason,
+            part_of: PartOf::Study(meta.study_instance_uid.clone()),
+        }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Matches the studies of a finished batch to cases (or queues them).
+/// Matches the studies of a finished batch to cases (or queues them); a study the
+/// batch lacks files of (`gaps`) waits for staff.
 pub async fn finish_batch(
     state: &AppState,
     actor: &Actor,
     source: &ImagingSource,
+    gaps: &BatchGaps,
 ) -> Result<Vec<StudyOutcome>, AppError> {
-    Ok(state.store().reconcile_batch(actor, &source.batch).await?)
+    Ok(state
+        .store()
+        .reconcile_batch_with_gaps(actor, &source.batch, gaps)
+        .await?)
 }

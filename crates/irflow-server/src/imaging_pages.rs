@@ -287,12 +287,22 @@ pub(crate) struct StudyCard {
     undecodable: i64,
 }
 
+/// A study sent for the case that waits for staff.
+pub(crate) struct WaitingCard {
+    line: String,
+    reason: String,
+}
+
 pub(crate) struct ImagingPanel {
     case_id: i64,
     csrf: String,
     flags: Vec<(&'static str, String)>,
     suitable: bool,
     studies: Vec<StudyCard>,
+    /// Studies sent for this case that wait in the reconciliation queue.
+    waiting: Vec<WaitingCard>,
+    /// "1 study sent for this case is waiting for staff to check it".
+    waiting_line: String,
     max_upload: String,
     /// Administrators manage the department, not patients' images.
     can_upload: bool,
@@ -391,6 +401,17 @@ async fn build_panel(
             .map(|(d, _)| d);
         cards.push(study_card(id, s, detail.as_ref(), today));
     }
+    let waiting: Vec<WaitingCard> = state
+        .store()
+        .waiting_for_case(&actor, id)
+        .await
+        .map_err(case_error)?
+        .iter()
+        .map(|w| WaitingCard {
+            line: prior_study(&w.summary).line(today),
+            reason: w.reason.clone(),
+        })
+        .collect();
     // Newest first, as the assessment lists them.
     cards.sort_by_key(|c| {
         assessment
@@ -409,9 +430,20 @@ async fn build_panel(
             .collect(),
         suitable: assessment.suitable_on_file,
         studies: cards,
+        waiting_line: waiting_line(waiting.len(), "sent for this case"),
+        waiting,
         max_upload: megabytes(upload_limit(state.config())),
         can_upload: who.user.role != Role::Admin,
     })
+}
+
+/// "1 study {from} is waiting for staff to check it" (empty for none).
+fn waiting_line(n: usize, from: &str) -> String {
+    match n {
+        0 => String::new(),
+        1 => format!("1 study {from} is waiting for staff to check it"),
+        n => format!("{n} studies {from} are waiting for staff to check them"),
+    }
 }
 
 fn is_fragment(headers: &HeaderMap) -> bool {
@@ -591,8 +623,13 @@ fn unpack_parts(parts: Vec<Part>, limits: &irflow_dicom::Limits) -> irflow_dicom
                         .refused
                         .push((format!("{}/{name}", part.name), reason));
                 }
-                for name in inner.ignored {
-                    report.ignored.push(format!("{}/{name}", part.name));
+                for (name, why) in inner.ignored {
+                    report.ignored.push((format!("{}/{name}", part.name), why));
+                }
+                for (name, study) in inner.listed_studies {
+                    report
+                        .listed_studies
+                        .insert(format!("{}/{name}", part.name), study);
                 }
             }
             Err(irflow_dicom::UnpackError::Limit(why)) => return refuse_all(why),
@@ -605,6 +642,7 @@ fn unpack_parts(parts: Vec<Part>, limits: &irflow_dicom::Limits) -> irflow_dicom
                 report.files.extend(inner.files);
                 report.refused.extend(inner.refused);
                 report.ignored.extend(inner.ignored);
+                report.listed_studies.extend(inner.listed_studies);
             }
             Err(irflow_dicom::UnpackError::Limit(why)) => return refuse_all(why),
             Err(e) => report.refused.push(("upload".to_owned(), e.to_string())),
@@ -654,8 +692,9 @@ struct Uploaded {
     report: IngestReport,
     /// The case's studies afterwards (to describe those attached).
     attached: Vec<StudySummary>,
-    /// Files left out on purpose (a CD's DICOMDIR, files it does not list).
-    ignored: Vec<String>,
+    /// Files left out on purpose, with the reason (a CD's DICOMDIR, files in its
+    /// folder it does not list).
+    ignored: Vec<(String, String)>,
 }
 
 /// The upload's outcome as JSON (the page's script shows it without a reload).
@@ -727,13 +766,38 @@ fn report_json(up: &Uploaded, case: CaseId, today: jiff::civil::Date) -> Value {
             v
         })
         .collect();
+    let queued: Vec<&str> = report
+        .studies
+        .iter()
+        .filter_map(|s| match &s.outcome {
+            Reconciled::Queued { reason } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    let waiting = match queued.as_slice() {
+        [] => None,
+        [reason] => Some(format!(
+            "{} ({reason})",
+            waiting_line(1, "from this upload")
+        )),
+        several => Some(format!(
+            "{} (each says why below)",
+            waiting_line(several.len(), "from this upload")
+        )),
+    };
     json!({
         "batch": report.batch,
+        "waiting": waiting,
         "stored": report.stored(),
         "duplicates": report.duplicates(),
         "undisplayable": undisplayable,
         "refused": refused,
-        "ignored": up.ignored.iter().take(500).collect::<Vec<_>>(),
+        "ignored": up
+            .ignored
+            .iter()
+            .take(500)
+            .map(|(name, reason)| json!({"name": name, "reason": reason}))
+            .collect::<Vec<_>>(),
         "studies": studies,
     })
 }
@@ -769,9 +833,26 @@ struct UploadResultPage {
     stored: usize,
     duplicates: usize,
     undisplayable: usize,
-    ignored: usize,
+    /// "1 study from this upload is waiting for staff to check it (why)".
+    waiting: Option<String>,
+    /// Files left out on purpose, with why (a CD's DICOMDIR, its extras).
+    left_out: Vec<RefusedRow>,
     refused: Vec<RefusedRow>,
     outcomes: Vec<OutcomeRow>,
+}
+
+/// `[{"name", "reason"}]` as rows.
+fn named_reasons(v: &Value) -> Vec<RefusedRow> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| RefusedRow {
+                    name: r["name"].as_str().unwrap_or("").to_owned(),
+                    reason: r["reason"].as_str().unwrap_or("").to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn result_page(
@@ -792,18 +873,9 @@ fn result_page(
         stored: count("stored"),
         duplicates: count("duplicates"),
         undisplayable: count("undisplayable"),
-        ignored: v["ignored"].as_array().map_or(0, Vec::len),
-        refused: v["refused"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| RefusedRow {
-                        name: r["name"].as_str().unwrap_or("").to_owned(),
-                        reason: r["reason"].as_str().unwrap_or("").to_owned(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        waiting: v["waiting"].as_str().map(str::to_owned),
+        left_out: named_reasons(&v["ignored"]),
+        refused: named_reasons(&v["refused"]),
         outcomes: v["studies"]
             .as_array()
             .map(|a| {

@@ -35,11 +35,16 @@
     if (data.duplicates) { parts.push(data.duplicates + " already on file"); }
     if (data.refused && data.refused.length) { parts.push(data.refused.length + " refused"); }
     if (data.undisplayable) { parts.push(data.undisplayable + " stored but cannot be displayed"); }
-    if (data.ignored && data.ignored.length) { parts.push(data.ignored.length + " left out (the DICOMDIR index, or files it does not list)"); }
+    if (data.ignored && data.ignored.length) { parts.push(data.ignored.length + " left out (a CD's DICOMDIR, or files in its folder it does not list)"); }
     var summary = el("p", status >= 400 ? "form-error" : "notice", parts.join(" · ") + ".");
     summary.id = "imaging-result-summary";
     summary.setAttribute("role", "status");
     box.appendChild(summary);
+    if (data.waiting) {
+      var waiting = el("p", "notice", data.waiting + ".");
+      waiting.id = "imaging-result-waiting";
+      box.appendChild(waiting);
+    }
     if (data.studies && data.studies.length) {
       var ul = el("ul", "imaging-outcomes");
       ul.id = "imaging-result-studies";
@@ -69,6 +74,20 @@
       });
       details.appendChild(list);
       box.appendChild(details);
+    }
+    if (data.ignored && data.ignored.length) {
+      var left = el("details", "imaging-refused");
+      left.appendChild(el("summary", null, "Left out"));
+      var leftList = el("ul");
+      leftList.id = "imaging-result-left-out";
+      data.ignored.slice(0, 500).forEach(function (r) {
+        var li = el("li");
+        li.appendChild(el("code", null, r.name));
+        li.appendChild(document.createTextNode(": " + r.reason));
+        leftList.appendChild(li);
+      });
+      left.appendChild(leftList);
+      box.appendChild(left);
     }
   }
 

@@ -142,7 +142,8 @@ impl std::str::FromStr for StudyState {
 /// How a study was matched to its case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchedBy {
-    /// The DICOM Patient ID equals the patient's MRN (and the birth date does not disagree).
+    /// The DICOM Patient ID equals the patient's MRN, the family name agrees, and neither
+    /// the birth date nor the sex disagrees.
     Mrn,
     /// Date of birth and normalised name.
     DobName,
@@ -217,6 +218,84 @@ pub struct StudyOutcome {
     pub new_instances: i64,
     /// What was decided.
     pub outcome: Reconciled,
+}
+
+/// What a batch is known to lack: files refused or missing (by the study they belong
+/// to, when the file or a CD's DICOMDIR says), files refused whose study could not be
+/// told, and an ending before the sender finished. A study with a gap is never
+/// attached automatically — nothing half-attached — but waits for staff with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchGaps {
+    /// Files missing or refused, by the Study Instance UID they belong to.
+    pub by_study: std::collections::BTreeMap<String, usize>,
+    /// Files refused that may be images of any study in the batch (they look like
+    /// DICOM, or could not be looked at).
+    pub unattributed: usize,
+    /// Why the batch may have ended before the sender finished (a DICOM association
+    /// aborted or dropped), for people.
+    pub interrupted: Option<String>,
+}
+
+impl BatchGaps {
+    /// Counts a file missing or refused: of this study, or of an unknown one.
+    pub fn add(&mut self, study_instance_uid: Option<&str>) {
+        match study_instance_uid {
+            Some(uid) => *self.by_study.entry(uid.to_owned()).or_default() += 1,
+            None => self.unattributed += 1,
+        }
+    }
+
+    /// Nothing is known to be missing.
+    pub fn is_empty(&self) -> bool {
+        self.by_study.is_empty() && self.unattributed == 0 && self.interrupted.is_none()
+    }
+
+    /// Why this study may be incomplete, if it may be (for staff; no patient data).
+    pub fn reason_for(&self, study_instance_uid: &str) -> Option<String> {
+        let files = |n: usize| {
+            if n == 1 {
+                "1 file".to_owned()
+            } else {
+                format!("{n} files")
+            }
+        };
+        let was = |n: usize| if n == 1 { "was" } else { "were" };
+        let mut why = Vec::new();
+        if let Some(n) = self
+            .by_study
+            .get(study_instance_uid)
+            .copied()
+            .filter(|n| *n > 0)
+        {
+            why.push(format!(
+                "incomplete: {} of this study {} missing or refused",
+                files(n),
+                was(n)
+            ));
+        }
+        if self.unattributed > 0 {
+            let n = self.unattributed;
+            why.push(format!(
+                "possibly incomplete: {} sent with it {} refused and may belong to it",
+                files(n),
+                was(n)
+            ));
+        }
+        if let Some(interrupted) = &self.interrupted {
+            why.push(format!("possibly incomplete: {interrupted}"));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+}
+
+/// A study waiting in the reconciliation queue that was sent for a case (shown on
+/// that case, so whoever sent it sees it is waiting and why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingStudy {
+    /// The study.
+    pub summary: StudySummary,
+    /// Why it waits.
+    pub reason: String,
 }
 
 /// A study at a glance (case page, FHIR ImagingStudy).
@@ -511,9 +590,56 @@ struct Candidate {
 
 /// What the study's files say about its patient (the first instance's values).
 struct StudyPatient {
+    /// The name as in the file (`DOE^JOHN`).
+    name: String,
     name_key: String,
     patient_id: String,
     birth_date: Option<Date>,
+    /// `M`, `F`, `O` or none.
+    sex: Option<String>,
+}
+
+/// What disagrees between a study's patient and a patient on file, in words for staff
+/// (never the values themselves): `None` when nothing does.
+fn disagreement(
+    patient: &StudyPatient,
+    family: &str,
+    given: &str,
+    dob: Date,
+    known_sex: Option<&str>,
+) -> Option<String> {
+    use irflow_dicom::NameAgreement;
+    let mut differ = Vec::new();
+    let mut no_name = false;
+    match irflow_dicom::compare_names(&patient.name, family, given) {
+        NameAgreement::Agrees => {}
+        NameAgreement::Missing => no_name = true,
+        NameAgreement::FamilyDiffers => differ.push("the family name"),
+        NameAgreement::GivenDiffers => differ.push("the given name"),
+    }
+    if patient.birth_date.is_some_and(|b| b != dob) {
+        differ.push("the date of birth");
+    }
+    if sex_conflicts(patient.sex.as_deref(), known_sex) {
+        differ.push("the sex (against the patient's imaging on file)");
+    }
+    let mut out = match differ.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one} differs"),
+        [init @ .., last] => format!("{} and {last} differ", init.join(", ")),
+    };
+    if no_name {
+        if !out.is_empty() {
+            out.push_str(", and ");
+        }
+        out.push_str("it has no patient name to confirm the match");
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Do two recorded sexes conflict? Only `M` against `F` does; `O` or none never does.
+fn sex_conflicts(a: Option<&str>, b: Option<&str>) -> bool {
+    matches!((a, b), (Some("M"), Some("F")) | (Some("F"), Some("M")))
 }
 
 impl Store {
@@ -764,6 +890,19 @@ impl Store {
     /// patient is that one patient — is attached; anything else waits in the queue with
     /// the reason. Studies already attached stay attached; rejected ones stay rejected.
     pub async fn reconcile_batch(&self, actor: &Actor, batch: &str) -> Result<Vec<StudyOutcome>> {
+        self.reconcile_batch_with_gaps(actor, batch, &BatchGaps::default())
+            .await
+    }
+
+    /// [`Store::reconcile_batch`] knowing what the batch lacks: a study with files
+    /// missing or refused (or that may have them) is never attached automatically;
+    /// it waits for staff with the reason, and with the case it would have matched.
+    pub async fn reconcile_batch_with_gaps(
+        &self,
+        actor: &Actor,
+        batch: &str,
+        gaps: &BatchGaps,
+    ) -> Result<Vec<StudyOutcome>> {
         let batch_row = sqlx::query(self.sql("SELECT case_hint FROM imaging_batches WHERE id = ?"))
             .bind(batch.to_owned())
             .fetch_optional(&self.pool)
@@ -786,15 +925,20 @@ impl Store {
             let study_id: i64 = row.try_get(0)?;
             let new_instances: i64 = row.try_get(1)?;
             self.refresh_study_lists(study_id).await?;
-            let outcome = self
-                .reconcile_study(actor, study_id, batch_hint.map(CaseId::new))
-                .await?;
             let uid: String = sqlx::query_scalar(
                 self.sql("SELECT study_instance_uid FROM imaging_studies WHERE id = ?"),
             )
             .bind(study_id)
             .fetch_one(&self.pool)
             .await?;
+            let outcome = self
+                .reconcile_study(
+                    actor,
+                    study_id,
+                    batch_hint.map(CaseId::new),
+                    gaps.reason_for(&uid),
+                )
+                .await?;
             outcomes.push(StudyOutcome {
                 study_id,
                 study_instance_uid: uid,
@@ -844,10 +988,11 @@ impl Store {
         actor: &Actor,
         study_id: i64,
         batch_hint: Option<CaseId>,
+        incomplete: Option<String>,
     ) -> Result<Reconciled> {
         let row = sqlx::query(self.sql(
-            "SELECT state, case_id, reason, rejected_once, decided_by, patient_name_key, patient_id,
-                    birth_date, case_hint
+            "SELECT state, case_id, reason, rejected_once, decided_by, patient_name, patient_name_key,
+                    patient_id, birth_date, sex, case_hint
              FROM imaging_studies WHERE id = ?",
         ))
         .bind(study_id)
@@ -875,11 +1020,23 @@ impl Store {
         let stored_hint: Option<i64> = row.try_get("case_hint")?;
         let hint = batch_hint.or(stored_hint.map(CaseId::new));
         let patient = StudyPatient {
+            name: row.try_get("patient_name")?,
             name_key: row.try_get("patient_name_key")?,
             patient_id: row.try_get("patient_id")?,
             birth_date: date_col(&row, "birth_date")?,
+            sex: row.try_get("sex")?,
         };
         let decision = self.decide(&patient, hint).await?;
+        // Nothing half-attached: a study with files missing or refused waits for staff,
+        // with what it would have matched.
+        let decision = match (decision, incomplete) {
+            (decision, None) => decision,
+            (Ok((case, by)), Some(gap)) => Err(format!(
+                "{gap}; its details match case #{case} ({}): staff check the study is whole before attaching it",
+                by.label()
+            )),
+            (Err(reason), Some(gap)) => Err(format!("{gap}; {reason}")),
+        };
         match decision {
             Ok((case, by)) => {
                 match self
@@ -919,28 +1076,38 @@ impl Store {
         }
     }
 
-    /// The patients the study's files may name.
+    /// The patients the study's files may name: by MRN when the family name agrees
+    /// and neither the birth date nor the sex disagrees; by date of birth and the whole
+    /// normalised name when the sex does not disagree. The note says why a patient
+    /// whose MRN or date of birth and name matched was ruled out.
     async fn candidates(&self, patient: &StudyPatient) -> Result<(Vec<Candidate>, Option<String>)> {
         let mut found: Vec<Candidate> = Vec::new();
+        let mut ruled_out: Vec<i64> = Vec::new();
         let mut note = None;
         if !patient.patient_id.is_empty() {
-            let rows =
-                sqlx::query(self.sql("SELECT id, date_of_birth FROM patients WHERE mrn = ?"))
-                    .bind(patient.patient_id.clone())
-                    .fetch_all(&self.pool)
-                    .await?;
+            let rows = sqlx::query(self.sql(
+                "SELECT id, date_of_birth, family_name, given_name FROM patients WHERE mrn = ?",
+            ))
+            .bind(patient.patient_id.clone())
+            .fetch_all(&self.pool)
+            .await?;
             for row in rows {
+                let id: i64 = row.try_get(0)?;
                 let dob: String = row.try_get(1)?;
                 let dob: Date = parse_stored("date of birth", &dob)?;
-                if patient.birth_date.is_some_and(|b| b != dob) {
-                    note = Some(
-                        "its patient ID equals an MRN on file, but the date of birth differs"
-                            .to_owned(),
-                    );
+                let family: String = row.try_get(2)?;
+                let given: String = row.try_get(3)?;
+                let known_sex = self.known_sex(id).await?;
+                if let Some(why) = disagreement(patient, &family, &given, dob, known_sex.as_deref())
+                {
+                    note = Some(format!(
+                        "its patient ID equals an MRN on file, but {why}: staff check it"
+                    ));
+                    ruled_out.push(id);
                     continue;
                 }
                 found.push(Candidate {
-                    patient: row.try_get(0)?,
+                    patient: id,
                     by: MatchedBy::Mrn,
                 });
             }
@@ -960,15 +1127,42 @@ impl Store {
                 let family: String = row.try_get(1)?;
                 let given: String = row.try_get(2)?;
                 let key = irflow_dicom::normalise_name(&format!("{family}^{given}"));
-                if key == patient.name_key && !found.iter().any(|c| c.patient == id) {
-                    found.push(Candidate {
-                        patient: id,
-                        by: MatchedBy::DobName,
-                    });
+                if key != patient.name_key
+                    || found.iter().any(|c| c.patient == id)
+                    || ruled_out.contains(&id)
+                {
+                    continue;
                 }
+                let known_sex = self.known_sex(id).await?;
+                if sex_conflicts(patient.sex.as_deref(), known_sex.as_deref()) {
+                    note.get_or_insert_with(|| {
+                        "its date of birth and name match a patient on file, but the sex differs (against the patient's imaging on file): staff check it".to_owned()
+                    });
+                    continue;
+                }
+                found.push(Candidate {
+                    patient: id,
+                    by: MatchedBy::DobName,
+                });
             }
         }
         Ok((found, note))
+    }
+
+    /// The patient's sex as their imaging on file records it (studies attached to
+    /// their cases), when it says one thing: the patient record itself has no sex.
+    async fn known_sex(&self, patient: i64) -> Result<Option<String>> {
+        let rows: Vec<Option<String>> = sqlx::query_scalar(self.sql(
+            "SELECT DISTINCT s.sex FROM imaging_studies s JOIN cases c ON c.id = s.case_id
+             WHERE c.patient_id = ? AND s.state = 'matched' AND s.sex IN ('M', 'F')",
+        ))
+        .bind(patient)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(match rows.as_slice() {
+            [Some(one)] => Some(one.clone()),
+            _ => None,
+        })
     }
 
     /// The case to attach to and how, or the reason it must wait for staff.
@@ -985,7 +1179,8 @@ impl Store {
         let only = match candidates.as_slice() {
             [] => {
                 let reason = match (hint, note) {
-                    (Some(case), _) => format!(
+                    (Some(case), Some(note)) => format!("it was sent for case #{case}; {note}"),
+                    (Some(case), None) => format!(
                         "it was sent for case #{case}, but its patient details match no patient on file"
                     ),
                     (None, Some(note)) => note,
@@ -1214,6 +1409,50 @@ impl Store {
         result.map_err(crate::cases::hide_denial)
     }
 
+    /// The studies waiting in the reconciliation queue that were sent for this case
+    /// (an upload from its page, `import --case`), oldest first, with why they wait.
+    /// Audited; a referrer sees only their own cases' (others are "not found").
+    pub async fn waiting_for_case(&self, actor: &Actor, case: CaseId) -> Result<Vec<WaitingStudy>> {
+        let result = async {
+            let summary = self.case_summary(case).await?;
+            if !scope_of(actor)?.allows(summary.referrer_id) {
+                return Err(StoreError::Denied("not a case this referrer referred"));
+            }
+            let rows = sqlx::query(self.sql(concat!(
+                study_select!(),
+                " WHERE s.state = 'queued' AND s.case_hint = ? ORDER BY s.received_at, s.id LIMIT 100"
+            )))
+            .bind(case.get())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut studies = rows
+                .iter()
+                .map(summary_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            self.fill_series_descriptions(&mut studies).await?;
+            let mut waiting = Vec::with_capacity(studies.len());
+            for (summary, row) in studies.into_iter().zip(&rows) {
+                let reason: Option<String> = row.try_get("reason")?;
+                waiting.push(WaitingStudy {
+                    summary,
+                    reason: reason.unwrap_or_else(|| WAITING.to_owned()),
+                });
+            }
+            Ok(waiting)
+        }
+        .await;
+        let event = match &result {
+            Ok(waiting) => {
+                NewAuditEvent::new(actor, "list", "imaging_queue", AuditOutcome::Success)
+                    .detail(format!("case={case} waiting={}", waiting.len()))
+            }
+            Err(e) => NewAuditEvent::new(actor, "list", "imaging_queue", outcome_of(e))
+                .detail(format!("case={case}")),
+        };
+        self.record_audit(event).await?;
+        result.map_err(crate::cases::hide_denial)
+    }
+
     /// The studies attached to any case of a patient (FHIR ImagingStudy search), newest
     /// first. Audited; a referrer sees only studies on cases they referred.
     pub async fn imaging_for_patient(
@@ -1297,8 +1536,10 @@ impl Store {
             let patient_name: String = row.try_get("patient_name")?;
             let patient = StudyPatient {
                 name_key: irflow_dicom::normalise_name(&patient_name),
+                name: patient_name.clone(),
                 patient_id: row.try_get("patient_id")?,
                 birth_date: date_col(row, "birth_date")?,
+                sex: row.try_get("sex")?,
             };
             let candidates = self
                 .candidate_cases(&patient, case_hint.map(CaseId::new))
@@ -1308,7 +1549,7 @@ impl Store {
                 patient_name,
                 patient_id: patient.patient_id,
                 birth_date: patient.birth_date,
-                sex: row.try_get("sex")?,
+                sex: patient.sex,
                 reason: row
                     .try_get::<Option<String>, _>("reason")?
                     .unwrap_or_default(),

@@ -44,9 +44,9 @@ pub use cases::{
     CaseDetail, CaseFilter, CaseSummary, PatientRecord, ReferralRecord, TimelineEntry,
 };
 pub use imaging::{
-    CandidateCase, ImagingSource, InstanceLocation, InstanceRecord, MatchedBy, QueuedStudy,
-    Reconciled, RecordedInstance, SeriesDetail, SourceKind, StudyDetail, StudyOutcome, StudyState,
-    StudySummary,
+    BatchGaps, CandidateCase, ImagingSource, InstanceLocation, InstanceRecord, MatchedBy,
+    QueuedStudy, Reconciled, RecordedInstance, SeriesDetail, SourceKind, StudyDetail, StudyOutcome,
+    StudyState, StudySummary, WaitingStudy,
 };
 pub use imaging_glance::GlanceStudy;
 pub use irflow_domain::Actor;

@@ -170,20 +170,16 @@ pub async fn run(config: &Config, args: ImportArgs) -> Result<()> {
         .map_err(|e| {
             anyhow::anyhow!("refused {}: {e}; nothing was imported", args.path.display())
         })?;
-    let ignored = unpacked.ignored.len();
+    let mut unpacked = unpacked;
+    let ignored = std::mem::take(&mut unpacked.ignored);
     let mut source = ImagingSource::new(SourceKind::Import);
     if let Some(id) = args.case {
         source = source.for_case(CaseId::new(id));
     }
-    let mut files = Vec::with_capacity(unpacked.files.len() + unpacked.refused.len());
-    for (name, reason) in unpacked.refused {
-        files.push(irflow_server::imaging::FileOutcome {
-            name,
-            result: FileResult::Refused { reason },
-        });
-    }
-    let mut progress = Progress::new(unpacked.files.len());
-    for file in unpacked.files {
+    let mut files = irflow_server::imaging::unpack_refusals(&mut unpacked);
+    let to_ingest = std::mem::take(&mut unpacked.files);
+    let mut progress = Progress::new(to_ingest.len());
+    for file in to_ingest {
         let mut result = irflow_server::imaging::ingest_one(&state, &actor, &file, &source)
             .await
             .map_err(|e| match e {
@@ -218,13 +214,16 @@ pub async fn run(config: &Config, args: ImportArgs) -> Result<()> {
             }
         }
         progress.step(file.bytes.len());
-        files.push(irflow_server::imaging::FileOutcome {
+        let mut outcome = irflow_server::imaging::FileOutcome {
             name: file.name,
             result,
-        });
+        };
+        irflow_server::imaging::attribute_refusal(&mut outcome, &unpacked.listed_studies);
+        files.push(outcome);
     }
     progress.finish();
-    let studies = irflow_server::imaging::finish_batch(&state, &actor, &source)
+    let gaps = irflow_server::imaging::gaps_of(&files);
+    let studies = irflow_server::imaging::finish_batch(&state, &actor, &source, &gaps)
         .await
         .map_err(|e| anyhow::anyhow!("matching the imported studies failed: {e}"))?;
     let report = IngestReport {
@@ -232,12 +231,22 @@ pub async fn run(config: &Config, args: ImportArgs) -> Result<()> {
         files,
         studies,
     };
-    print_summary(&report, ignored);
+    print_summary(&report, &ignored);
     let refused = report.refused().count();
     if refused > 0 {
+        let taken = report.stored() + report.duplicates();
         bail!(
-            "{refused} file{} refused (see above); the rest was imported",
-            if refused == 1 { " was" } else { "s were" }
+            "{} refused (see above); {}",
+            if refused == 1 {
+                "1 file was".to_owned()
+            } else {
+                format!("{refused} files were")
+            },
+            match taken {
+                0 => "nothing was imported".to_owned(),
+                1 => "the other file was imported".to_owned(),
+                _ => "the other files were imported".to_owned(),
+            }
         );
     }
     if report.stored() == 0 {
@@ -252,7 +261,10 @@ pub async fn run(config: &Config, args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(report: &IngestReport, ignored: usize) {
+/// Left-out files named one by one in the summary; the rest are counted.
+const LEFT_OUT_SHOWN: usize = 20;
+
+fn print_summary(report: &IngestReport, ignored: &[(String, String)]) {
     let refused: Vec<(&str, &str)> = report.refused().collect();
     let undecodable: Vec<(&str, &str)> = report
         .files
@@ -270,14 +282,23 @@ fn print_summary(report: &IngestReport, ignored: usize) {
         report.stored(),
         report.duplicates(),
         refused.len(),
-        if ignored > 0 {
-            format!(", {ignored} left out (the DICOMDIR and files it does not list)")
-        } else {
+        if ignored.is_empty() {
             String::new()
+        } else {
+            format!(
+                ", {} left out (a CD's DICOMDIR, and files in its folder it does not list)",
+                ignored.len()
+            )
         }
     );
     for (name, reason) in &refused {
         println!("  refused {name}: {reason}");
+    }
+    for (name, reason) in ignored.iter().take(LEFT_OUT_SHOWN) {
+        println!("  left out {name}: {reason}");
+    }
+    if ignored.len() > LEFT_OUT_SHOWN {
+        println!("  ... and {} more left out", ignored.len() - LEFT_OUT_SHOWN);
     }
     for (name, reason) in &undecodable {
         println!("  stored, cannot be shown: {name}: {reason}");

@@ -818,6 +818,121 @@ async fn serve_starts_the_receiver_only_when_enabled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_set_that_is_not_the_announced_instance_is_refused() {
+    let scp = Receiver::start(DicomScpConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let series = small("MISLABELLED^ONE", "EXT-55555", "19700101", 2);
+    let files = write_series(dir.path(), &series).unwrap();
+    let mut association = associate(scp.port, "LABELLER").await;
+    let pc = association.presentation_contexts()[0].id;
+    // The command announces the second instance; the data set is the first.
+    let (dataset, first_uid) = dataset_and_uid(&files[0]);
+    let (_, second_uid) = dataset_and_uid(&files[1]);
+    association
+        .send(&Pdu::PData {
+            data: vec![
+                PDataValue {
+                    presentation_context_id: pc,
+                    value_type: PDataValueType::Command,
+                    is_last: true,
+                    data: store_command(1, &second_uid),
+                },
+                PDataValue {
+                    presentation_context_id: pc,
+                    value_type: PDataValueType::Data,
+                    is_last: true,
+                    data: dataset,
+                },
+            ],
+        })
+        .await
+        .unwrap();
+    match association.receive().await.unwrap() {
+        Pdu::PData { data } => assert_eq!(
+            status_of(&data[0].data),
+            0x0117,
+            "refused as an invalid SOP instance"
+        ),
+        other => panic!("expected a C-STORE response, got {other:?}"),
+    }
+    association.release().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for uid in [&first_uid, &second_uid] {
+        assert_eq!(
+            scp.store.instance_id_by_sop(uid).await.unwrap(),
+            None,
+            "nothing stored under either UID"
+        );
+    }
+    scp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_study_from_an_association_that_ended_early_waits_for_staff() {
+    let scp = Receiver::start(DicomScpConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The demo's Layla Haddad: her details match, but the sender never finished.
+    let series = small("HADDAD^LAYLA", "MRN-104116", "19910530", 2);
+    let files = write_series(dir.path(), &series).unwrap();
+    let mut association = associate(scp.port, "HALFWAY").await;
+    let pc = association.presentation_contexts()[0].id;
+    let (dataset, uid) = dataset_and_uid(&files[0]);
+    association
+        .send(&Pdu::PData {
+            data: vec![
+                PDataValue {
+                    presentation_context_id: pc,
+                    value_type: PDataValueType::Command,
+                    is_last: true,
+                    data: store_command(1, &uid),
+                },
+                PDataValue {
+                    presentation_context_id: pc,
+                    value_type: PDataValueType::Data,
+                    is_last: true,
+                    data: dataset,
+                },
+            ],
+        })
+        .await
+        .unwrap();
+    match association.receive().await.unwrap() {
+        Pdu::PData { data } => assert_eq!(status_of(&data[0].data), 0x0000, "stored"),
+        other => panic!("expected a C-STORE response, got {other:?}"),
+    }
+    // The line goes dead before the second instance and before a release.
+    association.inner_stream().shutdown().await.unwrap();
+    drop(association);
+    let mut reason = String::new();
+    for _ in 0..100 {
+        if let Some(q) = scp.queued(&series.study_uid).await
+            && q.reason.contains("incomplete")
+        {
+            reason = q.reason;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reason.starts_with(
+            "possibly incomplete: the DICOM association ended before the sender finished (connection dropped); its details match case #"
+        ),
+        "nothing half-attached: {reason:?}"
+    );
+    let case = scp.case_of("Haddad").await;
+    let staff = scp.staff().await;
+    assert!(
+        scp.store
+            .imaging_for_case(&staff, case)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.study_instance_uid != series.study_uid)
+    );
+    scp.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_open_associations_and_matches_what_they_brought() {
     let mut scp = Receiver::start(DicomScpConfig::default()).await;
     let dir = tempfile::tempdir().unwrap();

@@ -174,8 +174,14 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
     );
     let (p1, p2) = (patients[0].clone(), patients[1].clone());
 
-    // 1. By MRN: the outside Patient ID is our MRN (the name is spelt differently).
-    let by_mrn = Study::new("SOMEONE^ELSE", &p1.mrn, p1.dob, date(2026, 3, 1));
+    // 1. By MRN: the outside Patient ID is our MRN (the name written differently: upper
+    // case, the given name as an initial; the family name agrees).
+    let p1_name = format!(
+        "{}^{}",
+        p1.family.to_uppercase(),
+        p1.given.chars().next().unwrap().to_uppercase()
+    );
+    let by_mrn = Study::new(&p1_name, &p1.mrn, p1.dob, date(2026, 3, 1));
     let mut series = by_mrn.series(1, 3, 32, 32);
     series.extend(by_mrn.series(2, 2, 32, 32));
     let zip1 = write_zip(files.path(), "mri.zip", &series);
@@ -247,7 +253,7 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
     );
 
     // 4. Sent for the wrong case: p1's images imported for p2's case wait for staff.
-    let wrong = Study::new("SOMEONE^ELSE", &p1.mrn, p1.dob, date(2026, 3, 2));
+    let wrong = Study::new(&p1_name, &p1.mrn, p1.dob, date(2026, 3, 2));
     let zip4 = write_zip(files.path(), "wrong.zip", &wrong.series(1, 1, 16, 16));
     let case2 = p2.case.to_string();
     let out = setup
@@ -262,7 +268,7 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
         "{out:?}"
     );
     // ... and with the right hint it is attached.
-    let right = Study::new("SOMEONE^ELSE", &p1.mrn, p1.dob, date(2026, 3, 3));
+    let right = Study::new(&p1_name, &p1.mrn, p1.dob, date(2026, 3, 3));
     let zip5 = write_zip(files.path(), "right.zip", &right.series(1, 1, 16, 16));
     let case1 = p1.case.to_string();
     let out = setup
@@ -272,6 +278,27 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
         out.stdout
             .contains(&format!("attached to case #{}", p1.case)),
         "{out:?}"
+    );
+
+    // 4b. An MRN alone is not enough: another person's name (and sex) with p1's MRN
+    // and no birth date waits for staff, saying what disagrees (never attached on a guess).
+    let mut smith = Study::new("SMITH^JOHN", &p1.mrn, p1.dob, date(2026, 3, 4));
+    smith.birth_date = String::new();
+    smith.sex = "M".to_owned();
+    let zip_smith = write_zip(files.path(), "smith.zip", &smith.series(1, 1, 16, 16));
+    let out = setup.import(&[zip_smith.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(
+            "waits in the reconciliation queue: its patient ID equals an MRN on file, but the family name and the sex (against the patient's imaging on file) differ: staff check it"
+        ),
+        "{out:?}"
+    );
+    let p1_studies = store.imaging_for_case(&system, p1.case).await.unwrap();
+    assert!(
+        p1_studies
+            .iter()
+            .all(|x| x.study_instance_uid != smith.study_uid())
     );
 
     // 5. Nobody: no patient matches.
@@ -297,10 +324,21 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
         5
     );
 
-    // The queue: three studies wait, with reasons and candidate cases; referrers may not look.
+    // The queue: four studies wait, with reasons and candidate cases; referrers may not look.
     let scheduler = staff(&store, Role::Scheduler).await;
     let queue = store.reconciliation_queue(&scheduler).await.unwrap();
-    assert_eq!(queue.len(), 3, "{queue:#?}");
+    assert_eq!(queue.len(), 4, "{queue:#?}");
+    let smith_q = queue
+        .iter()
+        .find(|q| q.patient_name == "SMITH^JOHN")
+        .unwrap();
+    assert!(
+        smith_q
+            .candidates
+            .iter()
+            .any(|c| c.case_id == p1.case && c.why == "MRN"),
+        "staff are offered the MRN's case to compare: {smith_q:#?}"
+    );
     let twin_q = queue
         .iter()
         .find(|q| q.patient_name == "KIM^GRACE")
@@ -370,7 +408,7 @@ async fn import_matches_by_mrn_and_by_birth_date_and_name_and_queues_the_rest() 
         .unwrap();
     assert_eq!(
         store.reconciliation_queue(&scheduler).await.unwrap().len(),
-        1
+        2
     );
     // More images of the rejected study come back to the queue, never matched automatically.
     let more = Study {
@@ -590,6 +628,176 @@ async fn a_cd_made_by_dcmmkdir_imports_through_its_dicomdir() {
     );
     setup.finish().await;
     setup2.finish().await;
+}
+
+/// Writes `n` slices of `study` under `cd/DICOM/SE1` and makes the CD's DICOMDIR with
+/// dcmmkdir, as a CD burner does.
+fn make_cd(dcmmkdir: &Path, cd: &Path, study: &Study, n: u32) {
+    std::fs::create_dir_all(cd.join("DICOM/SE1")).unwrap();
+    for i in 1..=n {
+        std::fs::write(
+            cd.join(format!("DICOM/SE1/IM{i}")),
+            study.slice(1, i, 16, 16),
+        )
+        .unwrap();
+    }
+    let made = std::process::Command::new(dcmmkdir)
+        .current_dir(cd)
+        .args(["--recurse", "--invent", "DICOM"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "dcmmkdir: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(cd.join("DICOMDIR").is_file());
+}
+
+#[tokio::test]
+async fn two_cds_side_by_side_and_loose_files_are_all_read() {
+    let Some(dcmmkdir) = tool("dcmmkdir") else {
+        return;
+    };
+    let setup = Setup::new().await;
+    let store = setup.store().clone();
+    let p = patients_with_one_open_case(&store).await[0].clone();
+    let name = format!("{}^{}", p.family.to_uppercase(), p.given.to_uppercase());
+    let root = tempfile::tempdir().unwrap();
+    // Two CDs copied side by side: the patient's, and a stranger's with an autorun file
+    // its DICOMDIR does not list.
+    let ours = Study::new(&name, &p.mrn, p.dob, date(2026, 4, 1));
+    make_cd(&dcmmkdir, &root.path().join("CD1"), &ours, 3);
+    let theirs = Study::new("NOBODY^KNOWN", "X-5", date(1905, 5, 5), date(2026, 4, 2));
+    make_cd(&dcmmkdir, &root.path().join("CD2"), &theirs, 2);
+    std::fs::write(root.path().join("CD2/AUTORUN.INF"), "[autorun]\n").unwrap();
+    // And loose files beside them, outside every DICOMDIR's folder.
+    let loose = Study::new("NOBODY^ELSE", "X-6", date(1906, 6, 6), date(2026, 4, 3));
+    std::fs::create_dir_all(root.path().join("loose")).unwrap();
+    std::fs::write(root.path().join("loose/a.dcm"), loose.slice(1, 1, 16, 16)).unwrap();
+    std::fs::write(root.path().join("b.dcm"), loose.slice(1, 2, 16, 16)).unwrap();
+
+    let out = setup.import(&[root.path().to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("imported: 7 stored, 0 already on file, 0 refused, 3 left out"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(
+            "left out CD2/AUTORUN.INF: in the folder of CD2/DICOMDIR but not listed in it"
+        ),
+        "the CD's extra is named with the reason: {out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("attached to case #{}", p.case)),
+        "{out:?}"
+    );
+    let system = Actor::system("test");
+    let on_case = store.imaging_for_case(&system, p.case).await.unwrap();
+    assert_eq!(on_case.len(), 1);
+    assert_eq!(on_case[0].instance_count, 3);
+    let scheduler = staff(&store, Role::Scheduler).await;
+    let queue = store.reconciliation_queue(&scheduler).await.unwrap();
+    let count_of = |uid: String| {
+        queue
+            .iter()
+            .find(|q| q.summary.study_instance_uid == uid)
+            .map(|q| q.summary.instance_count)
+    };
+    assert_eq!(count_of(theirs.study_uid()), Some(2));
+    assert_eq!(count_of(loose.study_uid()), Some(2));
+
+    // A CD folder with loose files beside it inside the same folder tree: the CD's own
+    // extras are left out, the loose files outside it are taken.
+    let setup2 = Setup::new().await;
+    let mixed = tempfile::tempdir().unwrap();
+    let cd_study = Study::new("NOBODY^THIRD", "X-7", date(1907, 7, 7), date(2026, 4, 4));
+    make_cd(&dcmmkdir, &mixed.path().join("DISC"), &cd_study, 2);
+    std::fs::write(mixed.path().join("DISC/README.TXT"), "viewer").unwrap();
+    std::fs::write(mixed.path().join("extra.dcm"), loose.slice(2, 1, 16, 16)).unwrap();
+    let out = setup2.import(&[mixed.path().to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("imported: 3 stored, 0 already on file, 0 refused, 2 left out"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("left out DISC/README.TXT"), "{out:?}");
+    setup.finish().await;
+    setup2.finish().await;
+}
+
+#[tokio::test]
+async fn a_cd_with_an_image_missing_is_not_attached_but_waits_for_staff() {
+    let Some(dcmmkdir) = tool("dcmmkdir") else {
+        return;
+    };
+    let setup = Setup::new().await;
+    let store = setup.store().clone();
+    let p = patients_with_one_open_case(&store).await[1].clone();
+    let name = format!("{}^{}", p.family.to_uppercase(), p.given.to_uppercase());
+    let cd = tempfile::tempdir().unwrap();
+    let study = Study::new(&name, &p.mrn, p.dob, date(2026, 5, 1));
+    make_cd(&dcmmkdir, cd.path(), &study, 4);
+    std::fs::remove_file(cd.path().join("DICOM/SE1/IM2")).unwrap();
+    let out = setup.import(&[cd.path().to_str().unwrap()]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stdout
+            .contains("imported: 3 stored, 0 already on file, 1 refused"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "waits in the reconciliation queue: incomplete: 1 file of this study was missing or refused; its details match case #{} (matched by MRN)",
+            p.case
+        )),
+        "nothing half-attached: {out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("1 file was refused (see above); the other files were imported"),
+        "{out:?}"
+    );
+    let system = Actor::system("test");
+    assert!(
+        store
+            .imaging_for_case(&system, p.case)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Staff see why, and decide.
+    let scheduler = staff(&store, Role::Scheduler).await;
+    let queue = store.reconciliation_queue(&scheduler).await.unwrap();
+    let waiting = queue
+        .iter()
+        .find(|q| q.summary.study_instance_uid == study.study_uid())
+        .unwrap();
+    assert!(
+        waiting.reason.starts_with("incomplete: 1 file"),
+        "{waiting:#?}"
+    );
+    assert_eq!(waiting.summary.instance_count, 3);
+    // The missing image arrives later on its own: the study is whole, and matched.
+    let late = tempfile::tempdir().unwrap();
+    let single = late.path().join("IM2.dcm");
+    std::fs::write(&single, study.slice(1, 2, 16, 16)).unwrap();
+    let out = setup.import(&[single.to_str().unwrap()]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("attached to case #{} (matched by MRN)", p.case)),
+        "{out:?}"
+    );
+    assert_eq!(
+        store.imaging_for_case(&system, p.case).await.unwrap()[0].instance_count,
+        4
+    );
+    setup.finish().await;
 }
 
 /// pydicom's bundled test files (many transfer syntaxes, and broken files on purpose).

@@ -1137,10 +1137,20 @@ async fn a_cd_folder_uploaded_from_the_page_is_read_through_its_dicomdir() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| n.as_str().unwrap())
+        .map(|n| n["name"].as_str().unwrap())
         .collect();
     assert!(
         ignored.contains(&"CD/DICOMDIR") && ignored.contains(&"CD/AUTORUN.INF"),
+        "{v}"
+    );
+    // Each left-out file says why.
+    assert!(
+        v["ignored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "CD/AUTORUN.INF"
+                && n["reason"].as_str().unwrap().contains("not listed in it")),
         "{v}"
     );
     assert_eq!(v["studies"][0]["outcome"], "attached");
@@ -1161,6 +1171,169 @@ async fn a_cd_folder_uploaded_from_the_page_is_read_through_its_dicomdir() {
             .any(|r| r["name"].as_str().unwrap().ends_with("DICOM/SE1/IM3")
                 && r["reason"].as_str().unwrap().contains("missing")),
         "{v}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_cd_waits_for_staff_and_the_case_says_so() {
+    let Some(dcmmkdir) = dcmmkdir() else { return };
+    let app = App::start().await;
+    let referrer = app.token_for("referrer").await;
+    let (case, patient) = case_and_patient(&app, &referrer, "Tanaka").await;
+    // A CD whose DICOMDIR lists four images, one of which did not come along.
+    let cd = tempfile::tempdir().unwrap();
+    let study = study_of(&patient, days_ago(20));
+    std::fs::create_dir_all(cd.path().join("DICOM/SE1")).unwrap();
+    for i in 1..=4u32 {
+        std::fs::write(
+            cd.path().join(format!("DICOM/SE1/IM{i}")),
+            study.slice(1, i, 16, 16),
+        )
+        .unwrap();
+    }
+    let made = std::process::Command::new(dcmmkdir)
+        .current_dir(cd.path())
+        .args(["--recurse", "--invent", "DICOM"])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let mut files = vec![(
+        "CD/DICOMDIR".to_owned(),
+        std::fs::read(cd.path().join("DICOMDIR")).unwrap(),
+    )];
+    for i in [1u32, 2, 4] {
+        files.push((
+            format!("CD/DICOM/SE1/IM{i}"),
+            std::fs::read(cd.path().join(format!("DICOM/SE1/IM{i}"))).unwrap(),
+        ));
+    }
+    let browser = app.signed_in("referrer").await;
+    let page = browser
+        .get(app.at(&format!("/cases/{case}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let mut parts: Vec<Part> = vec![("csrf", None, csrf.as_bytes())];
+    for (name, bytes) in &files {
+        parts.push(("files", Some(name.as_str()), bytes.as_slice()));
+    }
+    let (ct, body) = multipart(&parts);
+    let r = browser
+        .post(app.at(&format!("/cases/{case}/imaging")))
+        .header("content-type", ct)
+        .header("accept", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["stored"], 3, "{v}");
+    assert_eq!(
+        v["studies"][0]["outcome"], "queued",
+        "nothing half-attached: {v}"
+    );
+    let reason = v["studies"][0]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        reason.starts_with(&format!(
+            "incomplete: 1 file of this study was missing or refused; its details match case #{case}"
+        )),
+        "{v}"
+    );
+    assert_eq!(
+        v["waiting"].as_str().unwrap(),
+        format!("1 study from this upload is waiting for staff to check it ({reason})")
+    );
+    assert!(
+        imaging(&app, &referrer, case).await["studies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The case's panel says a study sent for it waits, and why.
+    let panel = |browser: reqwest::Client| {
+        let url = app.at(&format!("/cases/{case}/imaging"));
+        async move {
+            browser
+                .get(url)
+                .header("hx-request", "true")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let html = panel(browser.clone()).await;
+    assert!(html.contains("id=\"imaging-waiting\""), "{html}");
+    assert!(
+        html.contains("1 study sent for this case is waiting for staff to check it (incomplete: 1 file of this study was missing or refused"),
+        "{html}"
+    );
+
+    // A stranger's study sent from the same case (a plain form post) waits too; the
+    // result page and the panel say so.
+    let stranger = Study::new("NOBODY^KNOWN", "X-9", days_ago(20_000), days_ago(3));
+    let zipped_stranger = zipped(&stranger, 1);
+    let (ct, body) = multipart(&[
+        ("csrf", None, csrf.as_bytes()),
+        ("files", Some("other.zip"), &zipped_stranger),
+    ]);
+    let result = browser
+        .post(app.at(&format!("/cases/{case}/imaging")))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        result.contains(
+            "1 study from this upload is waiting for staff to check it (it was sent for case #"
+        ),
+        "{result}"
+    );
+    let html = panel(browser.clone()).await;
+    assert!(
+        html.contains("2 studies sent for this case are waiting for staff to check them"),
+        "{html}"
+    );
+
+    // Staff attach the partial study after checking it: it leaves the waiting list.
+    let nurse = app.token_for("nurse").await;
+    let (_, queue) = api(&app, &nurse, "GET", "/api/v1/imaging/queue", None).await;
+    let id = queue["studies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["study_instance_uid"] == study.study_uid())
+        .unwrap_or_else(|| panic!("{queue}"))["id"]
+        .as_i64()
+        .unwrap();
+    let (status, v) = api(
+        &app,
+        &nurse,
+        "POST",
+        &format!("/api/v1/imaging/studies/{id}/attach"),
+        Some(json!({"case_id": case})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let html = panel(browser).await;
+    assert!(
+        html.contains(
+            "1 study sent for this case is waiting for staff to check it (it was sent for case #"
+        ),
+        "{html}"
     );
     app.stop().await;
 }

@@ -14,6 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::{AppError, AppState};
 
+/// Web uploads received at once: each is held in memory (up to 2 GiB) while it is
+/// unpacked and stored, so more are answered 503 with `Retry-After` before their body
+/// is read.
+pub const MAX_CONCURRENT_UPLOADS: usize = 2;
+
 /// Where original DICOM files are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ImageStoreConfig {

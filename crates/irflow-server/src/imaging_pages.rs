@@ -39,6 +39,55 @@ use crate::{AppError, AppState, ServerConfig};
 /// The largest upload accepted over HTTP (one request), whatever the import limits say:
 /// uploads are held in memory while they are unpacked and stored.
 pub const MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+use crate::imaging::MAX_CONCURRENT_UPLOADS;
+/// Seconds a refused upload is told to wait before trying again.
+const UPLOAD_RETRY_AFTER_SECONDS: u32 = 30;
+
+/// The uploads that may be received at once.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadSlots(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for UploadSlots {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            MAX_CONCURRENT_UPLOADS,
+        )))
+    }
+}
+
+impl UploadSlots {
+    /// A slot for one upload, held until it is dropped; none when all are taken.
+    fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
+    }
+}
+
+/// The answer when every upload slot is taken: 503 with `Retry-After`, before the
+/// body is read (nothing of it is stored). A page for a browser's form post (`page`),
+/// the API's error shape otherwise.
+fn uploads_busy(page: Option<(&AppState, &SignedIn)>) -> Response {
+    let message = format!(
+        "{MAX_CONCURRENT_UPLOADS} uploads of images are being received already; this one was not read and nothing from it was stored. Try again in a minute"
+    );
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let mut response = match page {
+        Some((state, who)) => error_page(state, Some(who), &AppError::TooManyRequests(message)),
+        None => (
+            status,
+            Json(json!({
+                "error": {"status": status.as_u16(), "code": "busy", "message": message}
+            })),
+        )
+            .into_response(),
+    };
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(UPLOAD_RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
 /// Studies whose thumbnails the reconciliation queue shows (the rest link to the viewer).
 const QUEUE_THUMBNAILS: usize = 40;
 
@@ -927,6 +976,10 @@ pub async fn upload_page(
     if let Err(e) = state.store().case_detail(&actor, id).await {
         return fail(case_error(e));
     }
+    // ... or if as many uploads as memory allows are being received.
+    let Some(_slot) = state.upload_slots().take() else {
+        return uploads_busy((!json).then_some((&state, &who)));
+    };
     let multipart = match multipart {
         Ok(m) => m,
         Err(e) => {
@@ -975,6 +1028,9 @@ pub async fn api_upload(
         .case_detail(&actor, id)
         .await
         .map_err(case_error)?;
+    let Some(_slot) = state.upload_slots().take() else {
+        return Ok(uploads_busy(None));
+    };
     let limit = upload_limit(state.config());
     let content_type = request
         .headers()

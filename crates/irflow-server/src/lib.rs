@@ -147,6 +147,7 @@ struct Inner {
     letters: irflow_letters::Templates,
     images: imaging::ImageStore,
     imaging_views: imaging_view::ImagingViews,
+    upload_slots: imaging_pages::UploadSlots,
 }
 
 impl AppState {
@@ -180,6 +181,7 @@ impl AppState {
                 letters,
                 images,
                 imaging_views: imaging_view::ImagingViews::default(),
+                upload_slots: imaging_pages::UploadSlots::default(),
             }),
         })
     }
@@ -212,6 +214,11 @@ impl AppState {
     /// View grants and rendered PNGs of outside imaging.
     pub(crate) fn imaging_views(&self) -> &imaging_view::ImagingViews {
         &self.inner.imaging_views
+    }
+
+    /// The uploads of outside imaging that may be received at once.
+    pub(crate) fn upload_slots(&self) -> &imaging_pages::UploadSlots {
+        &self.inner.upload_slots
     }
 
     /// The site's time zone.

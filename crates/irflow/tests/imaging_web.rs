@@ -1338,6 +1338,98 @@ async fn a_partial_cd_waits_for_staff_and_the_case_says_so() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beyond_those_received_at_once_are_told_to_come_back() {
+    use tokio::io::AsyncWriteExt;
+    let app = App::start().await;
+    let referrer = app.token_for("referrer").await;
+    let (case, _) = case_and_patient(&app, &referrer, "Tanaka").await;
+    let addr = app.url.trim_start_matches("http://").to_owned();
+    // Two uploads that announce a megabyte and send a few bytes, then wait.
+    let mut held = Vec::new();
+    for _ in 0..irflow_server::imaging::MAX_CONCURRENT_UPLOADS {
+        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/cases/{case}/imaging HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {referrer}\r\nContent-Type: application/zip\r\nContent-Length: 1048576\r\n\r\nPK\x03\x04"
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.flush().await.unwrap();
+        held.push(socket);
+    }
+    let zipped_study = zipped(
+        &Study::new("NOBODY^KNOWN", "X-8", days_ago(20_000), days_ago(3)),
+        1,
+    );
+    let third = || {
+        reqwest::Client::new()
+            .post(app.at(&format!("/api/v1/cases/{case}/imaging")))
+            .bearer_auth(&referrer)
+            .header("content-type", "application/zip")
+            .body(zipped_study.clone())
+            .send()
+    };
+    let mut busy = None;
+    for _ in 0..100 {
+        let r = third().await.unwrap();
+        if r.status().as_u16() == 503 {
+            busy = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let busy = busy.expect("a third upload at once is refused");
+    assert_eq!(
+        busy.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    let v: Value = busy.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "busy");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing from it was stored. Try again in a minute"),
+        "{v}"
+    );
+    // The page's form post is told the same, as a page.
+    let browser = app.signed_in("referrer").await;
+    let page = browser
+        .get(app.at(&format!("/cases/{case}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let (ct, body) = multipart(&[("files", Some("a.zip"), &zipped_study)]);
+    let r = browser
+        .post(app.at(&format!("/cases/{case}/imaging")))
+        .header("x-csrf-token", csrf)
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().await.unwrap().contains("Try again in a minute"));
+    // Once the held uploads give up, uploads are received again.
+    drop(held);
+    let mut status = 503;
+    for _ in 0..100 {
+        status = third().await.unwrap().status().as_u16();
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the upload is received once a slot is free");
+    app.stop().await;
+}
+
 /// pydicom's folder of test files (many transfer syntaxes, broken files), if pydicom is
 /// installed. In CI it must be; locally a test without it says why and returns.
 fn pydicom_test_files() -> Option<std::path::PathBuf> {

@@ -1005,6 +1005,20 @@ pub fn follow_up_due(discharged_on: Date, days: u32) -> Date {
         .unwrap_or(discharged_on)
 }
 
+/// How many days before its due date a follow-up still counts in the outcomes.
+/// Answers given earlier — a patient who phones the day after — say little about the
+/// relief two weeks on: they are kept and close the case, but are marked early and
+/// left out of the relief share (which says how many were left out).
+pub const FOLLOW_UP_EARLY_DAYS: i64 = 3;
+
+/// Whether a follow-up answered on `answered_on` came too early to count in the
+/// outcomes (more than [`FOLLOW_UP_EARLY_DAYS`] before `due_on`).
+pub fn follow_up_is_early(due_on: Date, answered_on: Date) -> bool {
+    due_on
+        .checked_sub(jiff::Span::new().days(FOLLOW_UP_EARLY_DAYS))
+        .is_ok_and(|counts_from| answered_on < counts_from)
+}
+
 // ---------------------------------------------------------------- outcomes
 
 /// One case's outcome facts: the procedure done (latest signed record), its
@@ -1017,6 +1031,8 @@ pub struct OutcomeRow {
     pub complication: Complication,
     /// Relief at follow-up, percent.
     pub relief_percent: Option<u8>,
+    /// The follow-up came early ([`follow_up_is_early`]): not counted in the relief share.
+    pub early: bool,
 }
 
 /// The outcomes of one procedure.
@@ -1032,6 +1048,8 @@ pub struct ProcedureOutcome {
     pub followed_up: usize,
     /// Of those, relief of at least 50%.
     pub relieved_half: usize,
+    /// Followed up too early to count ([`follow_up_is_early`]): left out of the share.
+    pub early_excluded: usize,
 }
 
 impl ProcedureOutcome {
@@ -1065,7 +1083,9 @@ pub fn outcomes(rows: &[OutcomeRow]) -> Vec<ProcedureOutcome> {
         if r.complication != Complication::None {
             *o.complications.entry(r.complication).or_default() += 1;
         }
-        if let Some(relief) = r.relief_percent {
+        if r.relief_percent.is_some() && r.early {
+            o.early_excluded += 1;
+        } else if let Some(relief) = r.relief_percent {
             o.followed_up += 1;
             if relief >= RESPONSE_RELIEF_PERCENT {
                 o.relieved_half += 1;
@@ -1333,6 +1353,33 @@ mod tests {
     }
 
     #[test]
+    fn early_follow_ups_are_left_out_of_the_relief_share() {
+        let due = jiff::civil::date(2026, 3, 15);
+        assert!(follow_up_is_early(due, jiff::civil::date(2026, 3, 2)));
+        assert!(follow_up_is_early(due, jiff::civil::date(2026, 3, 11)));
+        assert!(!follow_up_is_early(due, jiff::civil::date(2026, 3, 12)));
+        assert!(!follow_up_is_early(due, due));
+        assert!(!follow_up_is_early(due, jiff::civil::date(2026, 4, 1)));
+        let row = |relief: Option<u8>, early: bool| OutcomeRow {
+            procedure_code: "64483".into(),
+            complication: Complication::None,
+            relief_percent: relief,
+            early,
+        };
+        let o = outcomes(&[
+            row(Some(80), false),
+            row(Some(20), false),
+            row(Some(90), true),
+            row(None, false),
+        ]);
+        assert_eq!(o[0].done, 4);
+        assert_eq!(o[0].followed_up, 2);
+        assert_eq!(o[0].relieved_half, 1);
+        assert_eq!(o[0].early_excluded, 1);
+        assert_eq!(o[0].relieved_half_percent(), Some(50));
+    }
+
+    #[test]
     fn follow_up_answers_are_checked() {
         let ok = FollowUpForm {
             pain_now: "3".into(),
@@ -1364,6 +1411,7 @@ mod tests {
             procedure_code: code.into(),
             complication: c,
             relief_percent: relief,
+            early: false,
         };
         let o = outcomes(&[
             row("64483", Complication::None, Some(80)),

@@ -17,8 +17,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use irflow_domain::procedure_record::{
-    Complication, FollowUpAnswers, FollowUpForm, ProcedureOutcome, RESPONSE_RELIEF_PERCENT,
-    outcomes,
+    Complication, FOLLOW_UP_EARLY_DAYS, FollowUpAnswers, FollowUpForm, ProcedureOutcome,
+    RESPONSE_RELIEF_PERCENT, follow_up_is_early, outcomes,
 };
 use irflow_domain::{CaseId, FieldErrors, Role};
 use irflow_store::{FollowUpRecord, FollowUpTask, StoreError};
@@ -269,6 +269,7 @@ struct CasePage {
     state_label: &'static str,
     due_on: Option<String>,
     early: bool,
+    early_days: i64,
     answers: Vec<String>,
     can_record: bool,
     errors: FieldErrors,
@@ -318,12 +319,13 @@ async fn show_case(
         state_label: follow.state.label(),
         due_on: follow.due_on.map(|d| d.to_string()),
         early: follow.due_on.is_some_and(|d| d > state.today()),
+        early_days: FOLLOW_UP_EARLY_DAYS,
         answers: follow
             .answers
             .iter()
             .map(|a| {
                 format!(
-                    "{} ({}, {}): pain {}/10, {}% relief{}",
+                    "{} ({}, {}): pain {}/10, {}% relief{}{}",
                     a.method.label(),
                     a.recorded_by,
                     local_time(a.recorded_at, tz),
@@ -332,7 +334,15 @@ async fn show_case(
                     a.problems
                         .as_deref()
                         .map(|p| format!("; problems: {p}"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if answered_early(a, tz) {
+                        format!(
+                            " — early (more than {FOLLOW_UP_EARLY_DAYS} days before {}): not counted in the outcomes' relief share",
+                            a.due_on
+                        )
+                    } else {
+                        String::new()
+                    }
                 )
             })
             .collect(),
@@ -377,6 +387,7 @@ struct OutcomeRowView {
     followed_up: usize,
     relieved: usize,
     share: String,
+    early: usize,
 }
 
 struct Bar {
@@ -396,6 +407,9 @@ struct OutcomesPage {
     bars: Vec<Bar>,
     chart_height: u32,
     threshold: u8,
+    early_days: i64,
+    /// How many early follow-ups were left out of the share, and of which procedures.
+    early_note: Option<String>,
 }
 
 /// The chart's drawing width for 100%.
@@ -429,6 +443,7 @@ fn view_of(o: &ProcedureOutcome, name: String) -> OutcomeRowView {
         followed_up: o.followed_up,
         relieved: o.relieved_half,
         share: share_text(o),
+        early: o.early_excluded,
     }
 }
 
@@ -436,7 +451,10 @@ async fn computed(
     state: &AppState,
     actor: &irflow_domain::Actor,
 ) -> Result<(Vec<ProcedureOutcome>, Vec<irflow_domain::Procedure>), AppError> {
-    let rows = state.store().outcome_rows(actor, None).await?;
+    let rows = state
+        .store()
+        .outcome_rows(actor, None, state.time_zone())
+        .await?;
     let catalogue = state.store().procedures().await?;
     Ok((outcomes(&rows), catalogue))
 }
@@ -450,11 +468,35 @@ fn total(all: &[ProcedureOutcome]) -> ProcedureOutcome {
         t.done += o.done;
         t.followed_up += o.followed_up;
         t.relieved_half += o.relieved_half;
+        t.early_excluded += o.early_excluded;
         for (c, n) in &o.complications {
             *t.complications.entry(*c).or_default() += n;
         }
     }
     t
+}
+
+/// "2 follow-ups recorded more than 3 days before they were due are not counted ...".
+fn early_note(all: &[ProcedureOutcome]) -> Option<String> {
+    let n: usize = all.iter().map(|o| o.early_excluded).sum();
+    if n == 0 {
+        return None;
+    }
+    let which = all
+        .iter()
+        .filter(|o| o.early_excluded > 0)
+        .map(|o| format!("{} {}", o.procedure_code, o.early_excluded))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(if n == 1 {
+        format!(
+            "1 follow-up recorded more than {FOLLOW_UP_EARLY_DAYS} days before it was due is not counted in the relief share, too early to say how the injection worked ({which})."
+        )
+    } else {
+        format!(
+            "{n} follow-ups recorded more than {FOLLOW_UP_EARLY_DAYS} days before they were due are not counted in the relief share, too early to say how the injection worked ({which})."
+        )
+    })
 }
 
 /// `GET /outcomes` (staff): the table and the chart.
@@ -494,6 +536,8 @@ pub async fn outcomes_page(State(state): State<AppState>, who: SignedIn) -> Resp
         chart_height: u32::try_from(bars.len()).unwrap_or(0) * 34 + 8,
         bars,
         threshold: RESPONSE_RELIEF_PERCENT,
+        early_days: FOLLOW_UP_EARLY_DAYS,
+        early_note: early_note(&all),
     };
     render(&page, StatusCode::OK)
 }
@@ -513,8 +557,14 @@ fn task_json(state: &AppState, t: &FollowUpTask) -> Value {
     })
 }
 
+/// Answered more than [`FOLLOW_UP_EARLY_DAYS`] before it was due (the site's dates).
+fn answered_early(a: &FollowUpRecord, tz: &jiff::tz::TimeZone) -> bool {
+    follow_up_is_early(a.due_on, a.recorded_at.to_zoned_datetime(tz.clone()).date())
+}
+
 fn follow_up_json(state: &AppState, a: &FollowUpRecord) -> Value {
     json!({
+        "early": answered_early(a, state.time_zone()),
         "id": a.id,
         "case_id": a.case_id.get(),
         "due_on": a.due_on.to_string(),
@@ -646,10 +696,12 @@ pub async fn api_outcomes(
             "followed_up": o.followed_up,
             "relief_at_least_50": o.relieved_half,
             "relief_at_least_50_percent": o.relieved_half_percent(),
+            "early_excluded": o.early_excluded,
         })
     };
     Ok(Json(json!({
         "relief_threshold_percent": RESPONSE_RELIEF_PERCENT,
+        "early_days": FOLLOW_UP_EARLY_DAYS,
         "procedures": all.iter().map(one).collect::<Vec<_>>(),
         "total": one(&total(&all)),
     })))

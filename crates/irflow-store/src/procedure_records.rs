@@ -16,7 +16,7 @@
 use irflow_domain::pathway::{self, TransitionRequest};
 use irflow_domain::procedure_record::{
     Complication, FollowUpAnswers, FollowUpMethod, OutcomeRow, ProcedureRecordDetails,
-    ProcedureRecordForm, follow_up_due,
+    ProcedureRecordForm, follow_up_due, follow_up_is_early,
 };
 use irflow_domain::{Action, Actor, CaseId, CaseState, Email, PatientId, Role, UserId};
 use jiff::Timestamp;
@@ -1165,6 +1165,7 @@ impl Store {
         &self,
         actor: &Actor,
         since: Option<Timestamp>,
+        tz: &TimeZone,
     ) -> Result<Vec<OutcomeRow>> {
         let result = async {
             if matches!(actor.role, Some(Role::Referrer)) {
@@ -1175,7 +1176,11 @@ impl Store {
             let rows = sqlx::query(self.sql(
                 "SELECT r.case_id, r.procedure_code, r.complication,
                         (SELECT f.relief_percent FROM follow_ups f WHERE f.case_id = r.case_id
-                         ORDER BY f.id DESC LIMIT 1) AS relief
+                         ORDER BY f.id DESC LIMIT 1) AS relief,
+                        (SELECT f.due_on FROM follow_ups f WHERE f.case_id = r.case_id
+                         ORDER BY f.id DESC LIMIT 1) AS due_on,
+                        (SELECT f.recorded_at FROM follow_ups f WHERE f.case_id = r.case_id
+                         ORDER BY f.id DESC LIMIT 1) AS answered_at
                  FROM procedure_records r
                  WHERE r.signed_at IS NOT NULL
                    AND r.version = (SELECT MAX(r2.version) FROM procedure_records r2
@@ -1191,7 +1196,17 @@ impl Store {
                 .map(|row| {
                     let complication: String = row.try_get("complication")?;
                     let relief: Option<i64> = row.try_get("relief")?;
+                    let due_on: Option<String> = row.try_get("due_on")?;
+                    let answered_at: Option<i64> = row.try_get("answered_at")?;
+                    let early = match (due_on, answered_at) {
+                        (Some(due), Some(at)) => follow_up_is_early(
+                            parse_stored::<Date>("follow-up due date", &due)?,
+                            from_micros(at)?.to_zoned_datetime(tz.clone()).date(),
+                        ),
+                        _ => false,
+                    };
                     Ok(OutcomeRow {
+                        early,
                         procedure_code: row.try_get("procedure_code")?,
                         complication: parse_stored::<Complication>("complication", &complication)?,
                         relief_percent: relief

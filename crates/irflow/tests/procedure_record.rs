@@ -1137,3 +1137,49 @@ async fn every_treated_demo_patient_has_a_signed_record_its_messages_and_a_timel
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_well_before_its_due_date_closes_the_case_but_is_not_counted() {
+    let app = App::start().await;
+    let token = app.token_for("nurse").await;
+    let (_, before) = get_json(&app, &token, "/api/v1/outcomes").await;
+    let facet = |v: &Value| {
+        v["procedures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["procedure"] == "64493")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(before["early_days"], 3);
+    assert_eq!(facet(&before)["early_excluded"], 0);
+    // Thomas Brown went home a few days ago (a facet injection); his follow-up is due
+    // in about ten days, but he phones now.
+    let brown = app.case_of("Brown").await;
+    let r = reqwest::Client::new()
+        .post(app.at(&format!("/api/v1/cases/{brown}/follow-up")))
+        .bearer_auth(&token)
+        .json(&json!({"pain_now": 0, "relief_percent": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["early"], true, "{v}");
+    assert_eq!(case_json(&app, &token, brown).await["state"], "followed_up");
+    let (_, after) = get_json(&app, &token, "/api/v1/outcomes").await;
+    let (b, a) = (facet(&before), facet(&after));
+    assert_eq!(a["early_excluded"], 1, "{a}");
+    assert_eq!(a["followed_up"], b["followed_up"], "not in the share: {a}");
+    assert_eq!(a["relief_at_least_50"], b["relief_at_least_50"]);
+    assert_eq!(after["total"]["early_excluded"], 1);
+    // The page says how many were left out, and the case's follow-up says why.
+    let nurse = app.signed_in("nurse").await;
+    let (_, html) = page(&nurse, &app, "/outcomes").await;
+    assert!(html.contains("id=\"outcomes-early\""), "{html}");
+    assert!(html.contains("1 follow-up recorded more than 3 days before it was due"));
+    let (_, html) = page(&nurse, &app, &format!("/cases/{brown}/follow-up")).await;
+    assert!(html.contains("not counted in the outcomes"), "{html}");
+    app.stop().await;
+}

@@ -1340,21 +1340,29 @@ async fn a_partial_cd_waits_for_staff_and_the_case_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_beyond_those_received_at_once_are_told_to_come_back() {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = App::start().await;
     let referrer = app.token_for("referrer").await;
     let (case, _) = case_and_patient(&app, &referrer, "Tanaka").await;
     let addr = app.url.trim_start_matches("http://").to_owned();
-    // Two uploads that announce a megabyte and send a few bytes, then wait.
+    // Uploads that announce a megabyte and send a few bytes, then wait: they hold the
+    // slots (one that was answered — it came while another upload held a slot — is
+    // sent again).
+    let hold = || {
+        let (addr, referrer) = (addr.clone(), referrer.clone());
+        async move {
+            let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "POST /api/v1/cases/{case}/imaging HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {referrer}\r\nContent-Type: application/zip\r\nContent-Length: 1048576\r\n\r\nPK\x03\x04"
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.flush().await.unwrap();
+            socket
+        }
+    };
     let mut held = Vec::new();
     for _ in 0..irflow_server::imaging::MAX_CONCURRENT_UPLOADS {
-        let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        let head = format!(
-            "POST /api/v1/cases/{case}/imaging HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {referrer}\r\nContent-Type: application/zip\r\nContent-Length: 1048576\r\n\r\nPK\x03\x04"
-        );
-        socket.write_all(head.as_bytes()).await.unwrap();
-        socket.flush().await.unwrap();
-        held.push(socket);
+        held.push(hold().await);
     }
     let zipped_study = zipped(
         &Study::new("NOBODY^KNOWN", "X-8", days_ago(20_000), days_ago(3)),
@@ -1370,12 +1378,22 @@ async fn uploads_beyond_those_received_at_once_are_told_to_come_back() {
     };
     let mut busy = None;
     for _ in 0..100 {
+        // A held upload the server already answered holds nothing: send it again.
+        for socket in &mut held {
+            let mut buf = [0u8; 64];
+            let answered =
+                tokio::time::timeout(std::time::Duration::from_millis(100), socket.read(&mut buf))
+                    .await
+                    .is_ok();
+            if answered {
+                *socket = hold().await;
+            }
+        }
         let r = third().await.unwrap();
         if r.status().as_u16() == 503 {
             busy = Some(r);
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let busy = busy.expect("a third upload at once is refused");
     assert_eq!(

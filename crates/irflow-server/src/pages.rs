@@ -64,6 +64,7 @@ fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
             ("today", "/today", "Today"),
             ("calendar", "/calendar", "Calendar"),
             ("waitlist", "/waitlist", "Waitlist"),
+            ("patient-requests", "/patient-requests", "Patient requests"),
             ("imaging-queue", "/imaging/queue", "Imaging queue"),
             ("new-referral", "/referrals/new", "Phone referral"),
         ],
@@ -80,6 +81,7 @@ fn nav_links(role: Role) -> Vec<(&'static str, &'static str, &'static str)> {
             ("today", "/today", "Today"),
             ("calendar", "/calendar", "Calendar"),
             ("follow-ups", "/follow-ups", "Follow-ups"),
+            ("patient-requests", "/patient-requests", "Patient requests"),
             ("outcomes", "/outcomes", "Outcomes"),
         ],
     }

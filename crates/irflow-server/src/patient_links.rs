@@ -393,6 +393,8 @@ struct Panel {
     responses: Vec<ResponseRow>,
     /// Booked: the calendar file can be downloaded.
     booked: bool,
+    /// The patient's request to cancel the booked appointment, not yet acted on.
+    open_cancel: Option<String>,
 }
 
 async fn panel(
@@ -427,8 +429,26 @@ async fn panel(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
+    // Open: the latest answer asks to cancel the appointment still booked.
+    let open_cancel = match responses.last() {
+        Some(r) if r.kind == irflow_store::ResponseKind::CancelRequest => state
+            .store()
+            .appointment_for_case(&actor, id)
+            .await
+            .map_err(case_error)?
+            .filter(|a| Some(a.id) == r.appointment_id)
+            .map(|a| {
+                format!(
+                    "The patient asked to cancel the appointment of {} (on {}). Move or cancel it, or call them.",
+                    local_time(a.start, tz),
+                    local_time(r.at, tz)
+                )
+            }),
+        _ => None,
+    };
     Ok((
         Panel {
+            open_cancel,
             case_id: id.get(),
             booked: matches!(
                 detail.case.state,
@@ -488,6 +508,68 @@ async fn panel(
         },
         detail,
     ))
+}
+
+struct RequestRow {
+    case_id: i64,
+    patient: String,
+    appointment: String,
+    at: String,
+    reason: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "patient_requests.html")]
+struct RequestsPage {
+    chrome: Chrome,
+    rows: Vec<RequestRow>,
+}
+
+/// `GET /patient-requests`: patients' requests to cancel still waiting for staff.
+pub async fn requests_page(State(state): State<AppState>, who: SignedIn) -> Response {
+    let open = match state.store().open_cancel_requests(&who.actor()).await {
+        Ok(open) => open,
+        Err(e) => return error_page(&state, Some(&who), &case_error(e)),
+    };
+    let tz = state.time_zone();
+    let rows = open
+        .iter()
+        .map(|r| RequestRow {
+            case_id: r.case_id.get(),
+            patient: r.patient_name.clone(),
+            appointment: local_time(r.appointment_start, tz),
+            at: local_time(r.at, tz),
+            reason: r.reason.clone(),
+        })
+        .collect();
+    render(
+        &RequestsPage {
+            chrome: Chrome::new(&state, Some(&who), "patient-requests"),
+            rows,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// `GET /patient-requests/count`: the navigation's count of open requests (loaded by
+/// htmx into the link; empty when there are none or the caller may not see them).
+pub async fn requests_count(State(state): State<AppState>, who: SignedIn) -> Response {
+    let html = match state.store().open_cancel_requests(&who.actor()).await {
+        Ok(open) if !open.is_empty() => format!(
+            "<span class=\"badge nav-count\" id=\"nav-patient-requests\" title=\"Open requests to cancel\">{}</span>",
+            open.len()
+        ),
+        Ok(_) | Err(_) => "<span id=\"nav-patient-requests\"></span>".to_owned(),
+    };
+    axum::response::Html(html).into_response()
+}
+
+/// The staff's patient-request routes (merged into the app with the patient pages').
+pub(crate) fn staff_routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/patient-requests", get(requests_page))
+        .route("/patient-requests/count", get(requests_count))
 }
 
 fn is_fragment(headers: &HeaderMap) -> bool {

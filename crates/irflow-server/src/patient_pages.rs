@@ -59,6 +59,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/p/{token}/reminders/stop", post(stop_reminders))
         .route("/p/{token}/sign-out", post(sign_out))
         .route("/static/patient.css", get(stylesheet))
+        .merge(crate::patient_links::staff_routes())
 }
 
 fn session_cookie(secure: bool) -> &'static str {

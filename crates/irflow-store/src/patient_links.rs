@@ -231,6 +231,22 @@ pub struct PatientResponseRecord {
     pub at: Timestamp,
 }
 
+/// A patient's request to cancel that staff have not acted on: it is the case's latest
+/// answer and its appointment is still booked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCancelRequest {
+    /// The case.
+    pub case_id: CaseId,
+    /// The patient, as staff see the case.
+    pub patient_name: String,
+    /// The appointment the patient asked to cancel.
+    pub appointment_start: Timestamp,
+    /// Why, as typed.
+    pub reason: Option<String>,
+    /// When they asked.
+    pub at: Timestamp,
+}
+
 /// The case's latest appointment and how many times it has changed, for calendars:
 /// one calendar event per case whose `SEQUENCE` grows with every move or cancellation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -934,6 +950,52 @@ impl Store {
                 .detail(format!("case={case_id}")),
         )
         .await?;
+        result.map_err(hide_denial)
+    }
+
+    /// Patients' requests to cancel still waiting for staff, oldest first (department
+    /// staff; audited). Open until staff move or cancel the appointment, or the patient
+    /// answers again (e.g. confirms after all).
+    pub async fn open_cancel_requests(&self, actor: &Actor) -> Result<Vec<OpenCancelRequest>> {
+        let result = async {
+            if actor.role == Some(Role::Referrer) {
+                return Err(StoreError::Denied("patient requests are for department staff"));
+            }
+            let rows = sqlx::query(self.sql(
+                "SELECT r.case_id, r.reason, r.at, a.starts_at, p.given_name, p.family_name
+                 FROM patient_responses r
+                 JOIN appointments a ON a.id = r.appointment_id
+                 JOIN cases c ON c.id = r.case_id
+                 JOIN patients p ON p.id = c.patient_id
+                 WHERE r.kind = 'cancel_request' AND a.status = 'booked'
+                   AND r.id = (SELECT MAX(r2.id) FROM patient_responses r2 WHERE r2.case_id = r.case_id)
+                 ORDER BY r.at, r.id",
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let given: String = row.try_get("given_name")?;
+                    let family: String = row.try_get("family_name")?;
+                    Ok(OpenCancelRequest {
+                        case_id: CaseId::new(row.try_get("case_id")?),
+                        patient_name: format!("{family}, {given}"),
+                        appointment_start: from_micros(row.try_get("starts_at")?)?,
+                        reason: row.try_get("reason")?,
+                        at: from_micros(row.try_get("at")?)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        }
+        .await;
+        let outcome = result
+            .as_ref()
+            .map_or_else(outcome_of, |_| AuditOutcome::Success);
+        let mut event = NewAuditEvent::new(actor, "list", "patient_response", outcome);
+        if let Ok(open) = &result {
+            event = event.detail(format!("open cancel requests: {}", open.len()));
+        }
+        self.record_audit(event).await?;
         result.map_err(hide_denial)
     }
 

@@ -1018,3 +1018,113 @@ async fn a_patient_stops_their_reminders_from_their_page_in_their_language() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_request_to_cancel_is_where_schedulers_look_until_acted_on() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    let staff = app.signed_in("scheduler").await;
+    let page = |path: &'static str| {
+        let staff = staff.clone();
+        let url = app.at(path);
+        async move {
+            let r = staff.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.text().await.unwrap()
+        }
+    };
+    assert!(page("/patient-requests").await.contains("No open requests"));
+    let count = page("/patient-requests/count").await;
+    assert_eq!(count, "<span id=\"nav-patient-requests\"></span>");
+    let home = page("/cases").await;
+    assert!(
+        home.contains("hx-get=\"/patient-requests/count\""),
+        "the count is loaded into the navigation: {home}"
+    );
+
+    // Patricia Williams asks to cancel through her link.
+    let williams = app.case_of("Williams").await;
+    let (_, v) = create_link(&app, &sched, williams, "none").await;
+    let url = v["url"].as_str().unwrap().to_owned();
+    let patient = browser();
+    let home = sign_in_as_patient(&patient, &url, ("1967", "4", "18")).await;
+    let r = patient
+        .post(format!("{url}/respond"))
+        .form(&[
+            ("csrf", field(&home, "csrf").as_str()),
+            ("kind", "cancel_request"),
+            ("reason", "Caring for my mother that week"),
+            ("lang", "en"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+
+    // A count in the navigation, the list, and a marker on the case's panel.
+    assert!(
+        page("/patient-requests/count")
+            .await
+            .contains("id=\"nav-patient-requests\" title=\"Open requests to cancel\">1<")
+    );
+    let list = page("/patient-requests").await;
+    assert!(
+        list.contains(&format!("href=\"/cases/{williams}\""))
+            && list.contains("Williams, Patricia"),
+        "{list}"
+    );
+    assert!(list.contains("Caring for my mother that week"), "{list}");
+    let panel = staff
+        .get(app.at(&format!("/cases/{williams}/patient-link")))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(panel.contains("id=\"patient-open-cancel\""), "{panel}");
+    // Not for referrers.
+    let referrer = app.signed_in("referrer2").await;
+    let r = referrer
+        .get(app.at("/patient-requests"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status() == 403 || r.status() == 404, "{}", r.status());
+    let r = referrer
+        .get(app.at("/patient-requests/count"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!r.contains('1'), "{r}");
+
+    // Staff cancel the appointment: the request has been acted on.
+    let r = reqwest::Client::new()
+        .delete(app.at(&format!("/api/v1/cases/{williams}/appointment")))
+        .bearer_auth(&sched)
+        .json(&json!({"reason": "the patient asked to cancel through her link"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(page("/patient-requests").await.contains("No open requests"));
+    assert_eq!(
+        page("/patient-requests/count").await,
+        "<span id=\"nav-patient-requests\"></span>"
+    );
+    let panel = staff
+        .get(app.at(&format!("/cases/{williams}/patient-link")))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!panel.contains("id=\"patient-open-cancel\""), "{panel}");
+    app.stop().await;
+}

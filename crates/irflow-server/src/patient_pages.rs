@@ -137,6 +137,7 @@ pub(crate) struct Words {
     read_discharge: &'static str,
     no_appointment: &'static str,
     cancelled: &'static str,
+    visit_done: &'static str,
     back: &'static str,
     sign_out: &'static str,
     signed_out: &'static str,
@@ -212,6 +213,7 @@ const EN: Words = Words {
     read_discharge: "Read the after-care instructions",
     no_appointment: "You do not have an appointment booked right now. We will call you, or you can call us.",
     cancelled: "Your appointment on {date} was cancelled.",
+    visit_done: "Your visit on {date} is over. Thank you for coming.",
     back: "Back to my appointment",
     sign_out: "I am done (sign out)",
     signed_out: "You are signed out. To look again, open your link and enter your date of birth.",
@@ -287,6 +289,7 @@ const ES: Words = Words {
     read_discharge: "Leer las instrucciones para después",
     no_appointment: "Ahora no tiene una cita programada. Le llamaremos, o puede llamarnos.",
     cancelled: "Su cita del {date} fue cancelada.",
+    visit_done: "Su visita del {date} ya pasó. Gracias por venir.",
     back: "Volver a mi cita",
     sign_out: "Terminé (cerrar sesión)",
     signed_out: "Cerró la sesión. Para verla otra vez, abra su enlace y escriba su fecha de nacimiento.",
@@ -942,10 +945,14 @@ async fn home_page(
             config.department_address.trim()
         )
     };
+    // An appointment still to come: one the patient has arrived for, or that is over,
+    // is no longer confirmed or cancelled here (the follow-up and the discharge
+    // instructions take its place).
+    let now = Timestamp::now();
     let booked = revision
         .as_ref()
         .map(|r| &r.appointment)
-        .filter(|a| a.status == "booked");
+        .filter(|a| a.status == "booked" && a.attendance.is_none() && a.end > now);
     let (appointment, status_note) = match (&revision, booked) {
         (_, Some(a)) => (
             Some(AppointmentView {
@@ -958,6 +965,14 @@ async fn home_page(
                     .replace("{minutes}", &config.arrive_minutes_before.to_string()),
             }),
             None,
+        ),
+        // Arrived, or over: the visit has happened (the follow-up comes below).
+        (Some(r), None) if r.appointment.status == "booked" => (
+            None,
+            Some(t.visit_done.replace(
+                "{date}",
+                &long_date(r.appointment.start.to_zoned_datetime(tz.clone()).date(), t),
+            )),
         ),
         (Some(r), None) if r.appointment.attendance.is_none() => (
             None,

@@ -835,10 +835,14 @@ impl Store {
                 });
             }
             let case = self.case_summary(link.case_id).await?;
+            // Only an appointment still to come can be confirmed or cancelled: not one
+            // the patient has arrived for, or one that is over.
             let appointment: Option<i64> = sqlx::query_scalar(self.sql(
-                "SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'",
+                "SELECT MAX(id) FROM appointments WHERE case_id = ? AND status = 'booked'
+                   AND attendance IS NULL AND ends_at > ?",
             ))
             .bind(link.case_id.get())
+            .bind(micros(now))
             .fetch_one(&self.pool)
             .await?;
             let Some(appointment) = appointment else {

@@ -1128,3 +1128,52 @@ async fn an_open_request_to_cancel_is_where_schedulers_look_until_acted_on() {
     assert!(!panel.contains("id=\"patient-open-cancel\""), "{panel}");
     app.stop().await;
 }
+
+/// After the visit the patient's page says it is over and no longer offers to confirm
+/// or cancel it; an old form sent anyway records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_visit_there_is_nothing_left_to_confirm_or_cancel() {
+    let app = App::start().await;
+    let sched = app.token_for("scheduler").await;
+    // Susan Miller was treated weeks ago and has been followed up (the demo's history).
+    let miller = app.case_of("Miller").await;
+    let (status, v) = create_link(&app, &sched, miller, "email").await;
+    assert_eq!(status, 201, "{v}");
+    let url = v["url"].as_str().unwrap().to_owned();
+    let patient = browser();
+    let page = sign_in_as_patient(&patient, &url, ("1960", "10", "27")).await;
+    assert!(page.contains("is over. Thank you for coming."), "{page}");
+    assert!(!page.contains("patient-confirm-form"), "{page}");
+    assert!(!page.contains("patient-cancel-form"), "{page}");
+    let before = get_json(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{miller}/patient-responses"),
+    )
+    .await["responses"]
+        .as_array()
+        .unwrap()
+        .len();
+    let r = patient
+        .post(format!("{url}/respond"))
+        .form(&[
+            ("csrf", field(&page, "csrf").as_str()),
+            ("kind", "confirm"),
+            ("lang", "en"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let after = get_json(
+        &app,
+        &sched,
+        &format!("/api/v1/cases/{miller}/patient-responses"),
+    )
+    .await["responses"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "nothing recorded");
+    app.stop().await;
+}

@@ -92,24 +92,29 @@ pub fn own_step_actions_for(
         .collect()
 }
 
-/// A timeline entry's headline.
+/// A timeline entry's headline: a pathway step's label, or one of the entries the
+/// store writes beside the pathway (screenings, patients' answers, records, ...).
 pub fn timeline_label(entry: &TimelineEntry) -> String {
-    match entry.action.parse::<Action>() {
-        Ok(a) => a.label().to_owned(),
-        Err(_) if entry.action == "refer" => "Referral received".to_owned(),
-        Err(_) if entry.action == "patient_confirmed" => {
-            "Patient confirmed they will come (patient link)".to_owned()
-        }
-        Err(_) if entry.action == "patient_asked_to_cancel" => {
-            "Patient asked to cancel (patient link)".to_owned()
-        }
-        Err(_) if entry.action == "sign_procedure_record" => "Procedure record signed".to_owned(),
-        Err(_) if entry.action == "amend_procedure_record" => "Procedure record amended".to_owned(),
-        Err(_) if entry.action == "patient_follow_up" => {
-            "Patient answered the follow-up (patient link)".to_owned()
-        }
-        Err(_) => entry.action.clone(),
+    if let Ok(a) = entry.action.parse::<Action>() {
+        return a.label().to_owned();
     }
+    match entry.action.as_str() {
+        "refer" => "Referral received",
+        "screen" => "Screening recorded",
+        "complete_action" => "Screening action completed",
+        "patient_match" => "Patient match decided",
+        "change_procedure" => "Procedure changed",
+        "imaging_attached" => "Outside imaging attached",
+        "patient_confirmed" => "Patient confirmed they will come (patient link)",
+        "patient_asked_to_cancel" => "Patient asked to cancel (patient link)",
+        "reminders_opted_out" => "Reminders stopped",
+        "reminders_opted_in" => "Reminders restarted",
+        "sign_procedure_record" => "Procedure record signed",
+        "amend_procedure_record" => "Procedure record amended",
+        "patient_follow_up" => "Patient answered the follow-up (patient link)",
+        other => other,
+    }
+    .to_owned()
 }
 
 /// States in worklist order, open ones first.

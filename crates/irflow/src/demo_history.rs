@@ -922,7 +922,7 @@ pub async fn seed_history(
                 .sign_procedure_record(&radiologist, &radiologist_name, case, &checked, signed_at)
                 .await
                 .with_context(|| format!("demo history signature {what}"))?;
-            crate::demo_day::send_report(&team, &signed, signed_at).await;
+            crate::demo_day::send_report(&team, &signed, signed_at).await?;
         }
         record_day(store, pack, &team, case, &plan.only(Action::Discharge), tz)
             .await

@@ -390,7 +390,13 @@ async fn the_worker_retries_a_failing_smtp_server_and_records_every_attempt() {
         "/api/v1/audit?action=send&entity_type=message",
     )
     .await;
-    let events = audit["events"].as_array().unwrap();
+    // (The demo's history has its own, sent at the time by "demo-history".)
+    let events: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"]["username"] == "system:outbox:smtp-test")
+        .collect();
     assert_eq!(events.len(), 4, "{audit:#}");
     app.stop().await;
 }

@@ -1349,8 +1349,11 @@ async fn seed_history(
             .iter()
             .find(|p| p.code == code)
             .map_or_else(|| code.to_owned(), |p| p.name.clone());
-        let birth = Date::new(1935, 1, 1)?
-            .checked_add(Span::new().days(i64::try_from(rng.below(365 * 60))?))?;
+        // Born 1905-1958: never the birth date of a ready case (1960 on, see
+        // `ready_case`), so a ready case's referral never matches a history patient
+        // (whose open case for the same procedure would refuse it).
+        let birth = Date::new(1905, 1, 1)?
+            .checked_add(Span::new().days(i64::try_from(rng.below(365 * 54))?))?;
         cases.push(BenchCase {
             family_name: FAMILY_NAMES[rng.below(FAMILY_NAMES.len())],
             given_name: GIVEN_NAMES[rng.below(GIVEN_NAMES.len())],
@@ -1433,8 +1436,9 @@ async fn ready_case(
     let now = Timestamp::now();
     let today = now.to_zoned_datetime(dept.tz.clone()).date();
     let (code, levels, side, indication, icd10) = ORDERS[i % ORDERS.len()];
-    // Unique name and birth date, so that every referral is a new patient.
-    let birth = Date::new(1940, 1, 1)?.checked_add(Span::new().days(i64::try_from(i)?))?;
+    // Unique name and birth date, so that every referral is a new patient: born 1960
+    // on, after everyone in the history.
+    let birth = Date::new(1960, 1, 1)?.checked_add(Span::new().days(i64::try_from(i)?))?;
     let form = ReferralForm {
         family_name: FAMILY_NAMES[i % FAMILY_NAMES.len()].into(),
         given_name: GIVEN_NAMES[(i / FAMILY_NAMES.len()) % GIVEN_NAMES.len()].into(),

@@ -1052,6 +1052,45 @@ async fn home_page(
 }
 
 /// A patient page that needs the session; without one, back to the date-of-birth form.
+/// As [`with_session`], for a form the patient sent: one without the session's
+/// anti-forgery token is refused (audited as `denied` with `audited`'s action and
+/// entity type) and the patient's page shown again with the reason.
+async fn with_form_session(
+    state: &AppState,
+    client: &str,
+    token: &str,
+    headers: &HeaderMap,
+    lang: Option<&str>,
+    csrf: &str,
+    (action, entity_type): (&'static str, &'static str),
+) -> Result<(PatientLinkRecord, irflow_store::PatientSession, Actor), Response> {
+    let (link, session, actor) = with_session(state, client, token, headers, lang).await?;
+    if constant_time_eq(&session.csrf_token, csrf) {
+        return Ok((link, session, actor));
+    }
+    audit(
+        state,
+        NewAuditEvent::new(&actor, action, entity_type, AuditOutcome::Denied)
+            .entity(link.case_id)
+            .detail(format!(
+                "link={} form without a valid anti-forgery token",
+                link.id
+            )),
+    )
+    .await;
+    let t = words(choose_lang(lang, None));
+    Err(home(
+        state,
+        &actor,
+        &link,
+        token,
+        &session.csrf_token,
+        lang,
+        Some((StatusCode::FORBIDDEN, t.expired_form.to_owned())),
+    )
+    .await)
+}
+
 pub(crate) async fn with_session(
     state: &AppState,
     client: &str,
@@ -1259,33 +1298,20 @@ pub async fn respond(
     Form(form): Form<RespondForm>,
 ) -> Response {
     let lang = Lang::parse(form.lang.trim()).map(Lang::as_str);
-    let (link, session, actor) = match with_session(&state, &client, &token, &headers, lang).await {
+    let (link, session, actor) = match with_form_session(
+        &state,
+        &client,
+        &token,
+        &headers,
+        lang,
+        &form.csrf,
+        ("patient_response", "case"),
+    )
+    .await
+    {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !constant_time_eq(&session.csrf_token, &form.csrf) {
-        audit(
-            &state,
-            NewAuditEvent::new(&actor, "patient_response", "case", AuditOutcome::Denied)
-                .entity(link.case_id)
-                .detail(format!(
-                    "link={} form without a valid anti-forgery token",
-                    link.id
-                )),
-        )
-        .await;
-        let t = words(choose_lang(lang, None));
-        return home(
-            &state,
-            &actor,
-            &link,
-            &token,
-            &session.csrf_token,
-            lang,
-            Some((StatusCode::FORBIDDEN, t.expired_form.to_owned())),
-        )
-        .await;
-    }
     let kind = match form.kind.parse::<ResponseKind>() {
         Ok(k) => k,
         Err(e) => {
@@ -1359,33 +1385,21 @@ pub async fn stop_reminders(
     Form(form): Form<StopRemindersForm>,
 ) -> Response {
     let lang = Lang::parse(form.lang.trim()).map(Lang::as_str);
-    let (link, session, actor) = match with_session(&state, &client, &token, &headers, lang).await {
+    let (link, session, actor) = match with_form_session(
+        &state,
+        &client,
+        &token,
+        &headers,
+        lang,
+        &form.csrf,
+        ("update", "reminder_opt_out"),
+    )
+    .await
+    {
         Ok(s) => s,
         Err(r) => return r,
     };
     let t = words(choose_lang(lang, None));
-    if !constant_time_eq(&session.csrf_token, &form.csrf) {
-        audit(
-            &state,
-            NewAuditEvent::new(&actor, "update", "reminder_opt_out", AuditOutcome::Denied)
-                .entity(link.case_id)
-                .detail(format!(
-                    "link={} form without a valid anti-forgery token",
-                    link.id
-                )),
-        )
-        .await;
-        return home(
-            &state,
-            &actor,
-            &link,
-            &token,
-            &session.csrf_token,
-            lang,
-            Some((StatusCode::FORBIDDEN, t.expired_form.to_owned())),
-        )
-        .await;
-    }
     let done = async {
         let already = state
             .store()
